@@ -1,0 +1,6 @@
+//! ferry-core is Ferry's engine, with no UI: it reads kubeconfigs, keeps one client per context,
+//! resolves targets to Ready pods, runs port-forward tunnels that survive pod restarts, runs exec
+//! sessions, and stores profiles (secrets in the OS keyring). The GUI, the CLI and the control
+//! socket all drive the same engine handle and read the same plain serde snapshots.
+
+pub mod spec;

@@ -1,0 +1,45 @@
+//! Command-line parsing and dispatch. With no subcommand Ferry opens its window.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ferry keeps Kubernetes port-forwards alive across pod restarts and rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+pub struct Cli {
+    /// Open the app on a built-in simulated cluster (no real cluster needed).
+    #[arg(long, global = false)]
+    pub demo: bool,
+
+    /// More log output (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,ferry=debug,ferry_core=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => crate::ui::run(crate::ui::Options { demo: cli.demo }),
+    }
+}

@@ -1,0 +1,19 @@
+//! The `ferry` binary: the desktop app (default), and the command line (`ferry forward`,
+//! `ferry contexts`, `ferry profile`, `ferry up`).
+
+mod cli;
+mod ui;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_tracing(args.verbose);
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
