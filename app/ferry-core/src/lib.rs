@@ -3,4 +3,16 @@
 //! sessions, and stores profiles (secrets in the OS keyring). The GUI, the CLI and the control
 //! socket all drive the same engine handle and read the same plain serde snapshots.
 
+pub mod catalog;
+pub mod clients;
+pub mod errors;
+pub mod exec_auth;
+pub mod kubeconfig;
+pub mod resolve;
 pub mod spec;
+
+pub use catalog::{Catalog, CatalogView, ConnectionState};
+pub use clients::ClientPool;
+pub use errors::{Access, ClusterError};
+pub use kubeconfig::{ContextInfo, KubeconfigError};
+pub use resolve::ResolveError;

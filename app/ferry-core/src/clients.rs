@@ -1,0 +1,228 @@
+//! One `kube::Client` per context, created on first use and shared by tunnels, exec sessions and
+//! the catalog, so a context with an exec plugin signs in once and every feature reuses the same
+//! connection pool.
+//!
+//! [`ClientPool`] is a cheap-clone handle (an `Arc` inside): clone it into every task that needs
+//! a cluster. Creating a client does not contact the API server; connection problems show up on
+//! the first request, and [`ClusterError::from_kube`] words them with the server URL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::OnceCell;
+
+use crate::errors::{ClusterError, error_chain};
+use crate::exec_auth;
+use crate::kubeconfig::{ContextInfo, KubeconfigError, LoadedKubeconfig};
+
+/// How long to wait for a TCP/TLS connection to the API server before calling it unreachable.
+/// Shorter than kube-rs's default so a dead cluster is reported (and retried) quickly.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The clients of all contexts, created lazily. Clone freely: all clones share the same clients.
+#[derive(Clone)]
+pub struct ClientPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The files this pool was loaded from (for [`ClientPool::reload`]).
+    paths: Vec<PathBuf>,
+    kubeconfig: RwLock<LoadedKubeconfig>,
+    /// Clusters that are not in any kubeconfig file: the built-in demo cluster, tests.
+    in_app: RwLock<Vec<(ContextInfo, kube::Client)>>,
+    clients: Mutex<HashMap<String, Arc<OnceCell<kube::Client>>>>,
+}
+
+impl std::fmt::Debug for ClientPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPool").field("paths", &self.inner.paths).finish_non_exhaustive()
+    }
+}
+
+impl ClientPool {
+    /// Loads the kubeconfig kubectl would use (`$KUBECONFIG`, else `~/.kube/config`). A missing
+    /// default file gives an empty pool (no contexts), not an error; a malformed file is an
+    /// error naming the file.
+    pub fn from_env() -> Result<Self, KubeconfigError> {
+        Self::from_paths(&crate::kubeconfig::paths_from_env())
+    }
+
+    /// Loads and merges the given kubeconfig files (first file wins per name), as if they were
+    /// listed in `KUBECONFIG`.
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Self, KubeconfigError> {
+        let loaded = LoadedKubeconfig::from_paths(paths)?;
+        Ok(Self::with_kubeconfig(paths.to_vec(), loaded))
+    }
+
+    /// A pool over an already loaded kubeconfig.
+    pub fn with_kubeconfig(paths: Vec<PathBuf>, loaded: LoadedKubeconfig) -> Self {
+        ClientPool {
+            inner: Arc::new(Inner {
+                paths,
+                kubeconfig: RwLock::new(loaded),
+                in_app: RwLock::new(Vec::new()),
+                clients: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// A pool with no kubeconfig at all (only in-app clusters added with
+    /// [`ClientPool::add_in_app`]).
+    pub fn empty() -> Self {
+        Self::with_kubeconfig(Vec::new(), LoadedKubeconfig::default())
+    }
+
+    /// Adds a cluster that lives inside the app (the `--demo` kubesim) under a context name.
+    /// It shadows a kubeconfig context of the same name.
+    pub fn add_in_app(&self, mut info: ContextInfo, client: kube::Client) {
+        info.source = None;
+        let mut in_app = write(&self.inner.in_app);
+        in_app.retain(|(i, _)| i.name != info.name);
+        lock(&self.inner.clients).remove(&info.name);
+        in_app.push((info, client));
+    }
+
+    /// Re-reads the kubeconfig files (after the user edited them or logged in to a new cluster).
+    /// Cached clients are dropped so new credentials and URLs take effect; running tasks keep
+    /// the clients they already hold.
+    pub fn reload(&self) -> Result<(), KubeconfigError> {
+        let loaded = LoadedKubeconfig::from_paths(&self.inner.paths)?;
+        *write(&self.inner.kubeconfig) = loaded;
+        lock(&self.inner.clients).clear();
+        Ok(())
+    }
+
+    /// All contexts, sorted by name: in-app clusters and kubeconfig contexts.
+    pub fn contexts(&self) -> Vec<ContextInfo> {
+        let mut out = read(&self.inner.kubeconfig).contexts();
+        let in_app = read(&self.inner.in_app);
+        out.retain(|c| !in_app.iter().any(|(i, _)| i.name == c.name));
+        out.extend(in_app.iter().map(|(i, _)| i.clone()));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One context by name.
+    pub fn context(&self, name: &str) -> Option<ContextInfo> {
+        self.contexts().into_iter().find(|c| c.name == name)
+    }
+
+    /// The kubeconfig's `current-context` (what kubectl uses without `--context`).
+    pub fn current_context(&self) -> Option<String> {
+        read(&self.inner.kubeconfig).current_context().map(str::to_string)
+    }
+
+    /// The namespace to use in a context when none was chosen (the context's, else `default`).
+    pub fn default_namespace(&self, context: &str) -> String {
+        self.context(context)
+            .map(|c| c.default_namespace().to_string())
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    /// The API server URL of a context, for error messages (`"?"` when unknown).
+    pub fn server_url(&self, context: &str) -> String {
+        self.context(context)
+            .and_then(|c| c.server)
+            .unwrap_or_else(|| "?".to_string())
+    }
+
+    /// The shared client of a context, created on first use (this may run an exec credential
+    /// plugin). Fails with [`ClusterError::UnknownContext`], [`ClusterError::BadContext`]
+    /// (naming the kubeconfig file), or exec plugin errors. Does not contact the API server.
+    pub async fn client(&self, context: &str) -> Result<kube::Client, ClusterError> {
+        if let Some((_, client)) = read(&self.inner.in_app).iter().find(|(i, _)| i.name == context) {
+            return Ok(client.clone());
+        }
+        let cell = lock(&self.inner.clients).entry(context.to_string()).or_default().clone();
+        cell.get_or_try_init(|| self.build(context)).await.cloned()
+    }
+
+    /// Forgets the cached client of a context so the next [`ClientPool::client`] builds a new
+    /// one (e.g. after its credentials expired for good).
+    pub fn forget(&self, context: &str) {
+        lock(&self.inner.clients).remove(context);
+    }
+
+    async fn build(&self, context: &str) -> Result<kube::Client, ClusterError> {
+        let (merged, source) = {
+            let loaded = read(&self.inner.kubeconfig);
+            if !loaded.merged.contexts.iter().any(|c| c.name == context) {
+                return Err(ClusterError::UnknownContext {
+                    name: context.to_string(),
+                    known: loaded.contexts().into_iter().map(|c| c.name).collect(),
+                });
+            }
+            (loaded.merged.clone(), loaded.source_of(context).map(|p| p.display().to_string()))
+        };
+        let mut config = config_for(context, merged, source.as_deref()).await?;
+        if let Some(exec) = config.auth_info.exec.as_mut() {
+            let dirs = tokio::task::spawn_blocking(exec_auth::search_path)
+                .await
+                .map_err(|e| other(context, &e))?;
+            exec_auth::prepare(context, exec, dirs)?;
+        }
+        let command = config.auth_info.exec.as_ref().and_then(|e| e.command.clone());
+        let ctx = context.to_string();
+        // Building the client runs the exec plugin synchronously: keep it off the async workers.
+        let built = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
+            .await
+            .map_err(|e| other(context, &e))?;
+        built.map_err(|e| match (e, command) {
+            (kube::Error::Auth(auth), Some(command)) => ClusterError::ExecPluginFailed {
+                context: ctx,
+                command,
+                reason: error_chain(&auth),
+            },
+            (e, _) => ClusterError::BadContext {
+                context: ctx,
+                reason: error_chain(&e),
+            },
+        })
+    }
+}
+
+/// kube-rs's client config for one context of the merged kubeconfig.
+async fn config_for(
+    context: &str,
+    merged: Kubeconfig,
+    source: Option<&str>,
+) -> Result<kube::Config, ClusterError> {
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        cluster: None,
+        user: None,
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(merged, &options)
+        .await
+        .map_err(|e| ClusterError::BadContext {
+            context: context.to_string(),
+            reason: match source {
+                Some(file) => format!("{} (context defined in {file})", error_chain(&e)),
+                None => error_chain(&e),
+            },
+        })?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    Ok(config)
+}
+
+fn other(context: &str, err: &dyn std::error::Error) -> ClusterError {
+    ClusterError::Other {
+        context: context.to_string(),
+        reason: err.to_string(),
+    }
+}
+
+// Poisoned locks only mean another thread panicked mid-update; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,182 @@
+//! Finding exec credential plugins (`aws`, `gke-gcloud-auth-plugin`, `kubelogin`…) the way the
+//! user's terminal would.
+//!
+//! kube-rs runs the plugin itself, by name, with the process's `PATH`. A desktop app started from
+//! a menu or the Dock does not get the additions from the user's shell profile (Homebrew, krew,
+//! `~/.local/bin`, the Google Cloud SDK), so plugins that work in a terminal are "not found".
+//! Before a client is built, Ferry resolves the plugin to an absolute path using, in order: the
+//! process `PATH`, the user's login-shell `PATH` (asked once, with a timeout), and the usual
+//! install places; it then gives the plugin that combined `PATH` too, since plugins often call
+//! other tools (`gcloud`, `az`). When nothing is found, the error names the binary and every
+//! directory searched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kube::config::ExecConfig;
+
+use crate::errors::ClusterError;
+
+/// How long the login shell may take to print its `PATH` (slow dotfiles exist).
+const SHELL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The directories to search for plugins, without duplicates, in priority order: process
+/// `PATH`, login-shell `PATH`, usual places. Computed once per process (asking the shell is slow).
+pub fn search_path() -> &'static [PathBuf] {
+    static PATH: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
+        let process = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+        let shell = login_shell_path().unwrap_or_default();
+        combine(process, shell, usual_places(home.as_deref()))
+    })
+}
+
+/// Concatenates directory lists, dropping empty entries and repeats (first occurrence wins).
+pub fn combine(process: Vec<PathBuf>, shell: Vec<PathBuf>, usual: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for dir in process.into_iter().chain(shell).chain(usual) {
+        if !dir.as_os_str().is_empty() && !out.contains(&dir) {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// Where plugin binaries usually live when the shell profile would add them to `PATH`.
+pub fn usual_places(home: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(home) = home {
+        for rel in [
+            ".local/bin",
+            "bin",
+            "go/bin",
+            ".krew/bin",
+            ".cargo/bin",
+            "google-cloud-sdk/bin",
+            ".azure-kubelogin",
+            ".rd/bin",
+            ".nix-profile/bin",
+            ".asdf/shims",
+            ".local/share/mise/shims",
+        ] {
+            dirs.push(home.join(rel));
+        }
+    }
+    for abs in [
+        "/usr/local/bin",
+        "/opt/homebrew/bin",
+        "/home/linuxbrew/.linuxbrew/bin",
+        "/usr/local/google-cloud-sdk/bin",
+        "/opt/google-cloud-sdk/bin",
+        "/usr/lib/google-cloud-sdk/bin",
+        "/snap/bin",
+        "/usr/bin",
+        "/bin",
+        "/usr/sbin",
+        "/sbin",
+    ] {
+        dirs.push(PathBuf::from(abs));
+    }
+    dirs
+}
+
+/// Asks `$SHELL -lic` for its `PATH`, with a timeout. `None` if there is no `$SHELL`, it fails,
+/// or it takes too long. Markers around the value skip whatever the profile prints.
+pub fn login_shell_path() -> Option<Vec<PathBuf>> {
+    let shell = std::env::var_os("SHELL")?;
+    let mut child = Command::new(&shell)
+        .args(["-lic", "printf '\\n__FERRY_PATH__%s__FERRY_END__\\n' \"$PATH\""])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + SHELL_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                tracing::warn!(shell = ?shell, "login shell did not print its PATH in time; using the usual places");
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let output = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = parse_marked_path(&text)?;
+    Some(std::env::split_paths(value).collect())
+}
+
+/// Extracts the value printed between Ferry's markers.
+pub fn parse_marked_path(text: &str) -> Option<&str> {
+    let start = text.rfind("__FERRY_PATH__")? + "__FERRY_PATH__".len();
+    let len = text[start..].find("__FERRY_END__")?;
+    Some(&text[start..start + len])
+}
+
+/// Finds an executable named `command` in `dirs`. A command containing a path separator is
+/// checked as is (kube-rs has already made it absolute relative to its kubeconfig file).
+pub fn find_executable(command: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let as_path = Path::new(command);
+    if as_path.components().count() > 1 || as_path.is_absolute() {
+        return is_executable(as_path).then(|| as_path.to_path_buf());
+    }
+    dirs.iter().map(|d| d.join(command)).find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+/// Rewrites an exec config so kube-rs finds the plugin: absolute command, and a `PATH` for the
+/// plugin (unless the kubeconfig sets one). Errors name the plugin and where Ferry looked.
+pub fn prepare(context: &str, exec: &mut ExecConfig, dirs: &[PathBuf]) -> Result<(), ClusterError> {
+    let Some(command) = exec.command.clone() else {
+        return Err(ClusterError::BadContext {
+            context: context.to_string(),
+            reason: "its user has an exec section without a command".to_string(),
+        });
+    };
+    let Some(found) = find_executable(&command, dirs) else {
+        let searched = if Path::new(&command).components().count() > 1 {
+            vec![PathBuf::from(&command)]
+        } else {
+            dirs.to_vec()
+        };
+        return Err(ClusterError::ExecPluginNotFound {
+            context: context.to_string(),
+            command,
+            searched,
+            hint: exec.install_hint.clone(),
+        });
+    };
+    tracing::debug!(context, plugin = %found.display(), "exec credential plugin resolved");
+    exec.command = Some(found.to_string_lossy().into_owned());
+    let env = exec.env.get_or_insert_with(Vec::new);
+    let sets_path = env.iter().any(|e| e.get("name").map(String::as_str) == Some("PATH"));
+    if !sets_path && let Ok(joined) = std::env::join_paths(dirs) {
+        env.push(HashMap::from([
+            ("name".to_string(), "PATH".to_string()),
+            ("value".to_string(), joined.to_string_lossy().into_owned()),
+        ]));
+    }
+    Ok(())
+}

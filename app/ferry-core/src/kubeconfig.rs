@@ -1,0 +1,206 @@
+//! The user's kubeconfig, read and merged exactly as kubectl does, so Ferry offers the same
+//! contexts, the same current context and the same default namespaces as `kubectl config
+//! get-contexts`.
+//!
+//! Rules (client-go's `ClientConfigLoadingRules`): `KUBECONFIG` lists files separated by `:`
+//! (`;` on Windows); empty entries and files that do not exist are skipped, duplicates read
+//! once; without `KUBECONFIG` (or when it is empty) `~/.kube/config` is used, and a missing
+//! default file simply means "no contexts". When merging, the first file that sets a map key
+//! (cluster, user or context name) wins whole, and `current-context` comes from the first file
+//! that sets it. A file that exists but cannot be read or parsed is an error that names the file.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use kube::config::{Kubeconfig, NamedCluster};
+use serde::{Deserialize, Serialize};
+
+/// Why the kubeconfig could not be loaded. Always names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KubeconfigError {
+    /// The file exists but could not be read (permissions, not UTF-8…).
+    #[error("cannot read kubeconfig file {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    /// The file is not a valid kubeconfig (YAML syntax, wrong field types).
+    #[error("kubeconfig file {} is malformed: {reason}", path.display())]
+    Parse { path: PathBuf, reason: String },
+    /// The file is valid on its own but cannot be merged with the earlier ones.
+    #[error("kubeconfig file {} cannot be merged with the files before it: {reason}", path.display())]
+    Merge { path: PathBuf, reason: String },
+}
+
+/// One context as `kubectl config get-contexts` shows it, plus where it came from. Plain serde
+/// data for the UI, the CLI and the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextInfo {
+    /// The context name (unique after merging).
+    pub name: String,
+    /// The cluster entry the context refers to.
+    pub cluster: String,
+    /// The API server URL of that cluster; `None` if the cluster entry is missing.
+    pub server: Option<String>,
+    /// The user (auth info) entry the context refers to.
+    pub user: Option<String>,
+    /// The context's default namespace as written in the file (`None`: kubectl uses `default`).
+    pub namespace: Option<String>,
+    /// Whether this is the `current-context`.
+    pub is_current: bool,
+    /// Whether signing in runs an exec credential plugin (may be slow or interactive).
+    pub uses_exec_plugin: bool,
+    /// The file that defined this context (`None` for in-app clusters).
+    pub source: Option<PathBuf>,
+}
+
+impl ContextInfo {
+    /// The namespace to use when the user chose none: the context's, else `default`.
+    pub fn default_namespace(&self) -> &str {
+        self.namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("default")
+    }
+}
+
+/// The merged kubeconfig plus the files it came from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedKubeconfig {
+    /// The merged document, as kube-rs's `Config::from_custom_kubeconfig` takes it.
+    pub merged: Kubeconfig,
+    /// Files actually read, in merge order.
+    pub files: Vec<PathBuf>,
+    /// For each context name, the file that defined it (first wins).
+    context_sources: Vec<(String, PathBuf)>,
+}
+
+impl LoadedKubeconfig {
+    /// Reads the files kubectl would read: `$KUBECONFIG`, else `~/.kube/config`.
+    pub fn from_env() -> Result<Self, KubeconfigError> {
+        Self::from_paths(&paths_from_env())
+    }
+
+    /// Reads and merges the given files in order (first wins), skipping ones that do not exist.
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Self, KubeconfigError> {
+        let mut loaded = LoadedKubeconfig::default();
+        let mut seen = HashSet::new();
+        for path in paths {
+            if path.as_os_str().is_empty() || !seen.insert(path.clone()) {
+                continue;
+            }
+            if !path.exists() {
+                tracing::debug!(path = %path.display(), "kubeconfig file does not exist; skipped as kubectl does");
+                continue;
+            }
+            let doc = read_file(path)?;
+            loaded.add(path, doc)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Parses one kubeconfig document from text (tests, in-app clusters).
+    pub fn from_yaml(text: &str, pretend_path: &Path) -> Result<Self, KubeconfigError> {
+        let doc = Kubeconfig::from_yaml(text).map_err(|e| KubeconfigError::Parse {
+            path: pretend_path.to_path_buf(),
+            reason: crate::errors::error_chain(&e),
+        })?;
+        let mut loaded = LoadedKubeconfig::default();
+        loaded.add(pretend_path, doc)?;
+        Ok(loaded)
+    }
+
+    fn add(&mut self, path: &Path, doc: Kubeconfig) -> Result<(), KubeconfigError> {
+        for ctx in &doc.contexts {
+            if !self.context_sources.iter().any(|(name, _)| name == &ctx.name) {
+                self.context_sources.push((ctx.name.clone(), path.to_path_buf()));
+            }
+        }
+        let merged = std::mem::take(&mut self.merged);
+        self.merged = merged.merge(doc).map_err(|e| KubeconfigError::Merge {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.files.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The `current-context`, if any file sets it (to a non-empty name).
+    pub fn current_context(&self) -> Option<&str> {
+        self.merged.current_context.as_deref().filter(|c| !c.is_empty())
+    }
+
+    /// All contexts, in file order (as kubectl lists them, sorted by name).
+    pub fn contexts(&self) -> Vec<ContextInfo> {
+        let current = self.current_context();
+        let mut out: Vec<ContextInfo> = self
+            .merged
+            .contexts
+            .iter()
+            .map(|named| {
+                let ctx = named.context.clone().unwrap_or_default();
+                let server = self.cluster(&ctx.cluster).and_then(|c| c.cluster.as_ref()?.server.clone());
+                let uses_exec_plugin = ctx
+                    .user
+                    .as_deref()
+                    .and_then(|u| self.merged.auth_infos.iter().find(|a| a.name == u))
+                    .and_then(|a| a.auth_info.as_ref())
+                    .is_some_and(|a| a.exec.is_some());
+                ContextInfo {
+                    name: named.name.clone(),
+                    cluster: ctx.cluster,
+                    server,
+                    user: ctx.user,
+                    namespace: ctx.namespace,
+                    is_current: current == Some(named.name.as_str()),
+                    uses_exec_plugin,
+                    source: self.source_of(&named.name).map(Path::to_path_buf),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The file that defined a context.
+    pub fn source_of(&self, context: &str) -> Option<&Path> {
+        self.context_sources
+            .iter()
+            .find(|(name, _)| name == context)
+            .map(|(_, p)| p.as_path())
+    }
+
+    fn cluster(&self, name: &str) -> Option<&NamedCluster> {
+        self.merged.clusters.iter().find(|c| c.name == name)
+    }
+}
+
+/// The files kubectl reads: the `KUBECONFIG` list if set and non-empty, else `~/.kube/config`.
+pub fn paths_from_env() -> Vec<PathBuf> {
+    if let Some(value) = std::env::var_os("KUBECONFIG") {
+        let paths: Vec<PathBuf> = std::env::split_paths(&value)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if !paths.is_empty() {
+            return paths;
+        }
+    }
+    default_path().into_iter().collect()
+}
+
+/// `~/.kube/config`, if a home directory is known.
+pub fn default_path() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().join(".kube").join("config"))
+}
+
+fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
+    use kube::config::KubeconfigError as K;
+    Kubeconfig::read_from(path).map_err(|e| match e {
+        K::ReadConfig(io, _) => KubeconfigError::Read {
+            path: path.to_path_buf(),
+            reason: io.to_string(),
+        },
+        K::Parse(parse) => KubeconfigError::Parse {
+            path: path.to_path_buf(),
+            reason: parse.to_string(),
+        },
+        other => KubeconfigError::Merge {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
+}
