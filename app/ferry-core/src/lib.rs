@@ -5,10 +5,13 @@
 
 pub mod catalog;
 pub mod clients;
+pub mod config_dir;
 pub mod errors;
 pub mod exec_auth;
 pub mod kubeconfig;
+pub mod profiles;
 pub mod resolve;
+pub mod secrets;
 pub mod spec;
 
 pub use catalog::{Catalog, CatalogView, ConnectionState};

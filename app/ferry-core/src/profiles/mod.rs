@@ -1,0 +1,16 @@
+//! Saved tunnel sets ("profiles") and clusters added inside Ferry: the data model, the on-disk
+//! store (TOML, atomic, locked, versioned), and import/export.
+
+mod atomic;
+mod document;
+mod export;
+pub mod import;
+mod migrate;
+mod model;
+mod store;
+
+pub use atomic::write_atomic;
+pub use document::{Parsed, Problem, parse as parse_document};
+pub use export::export_profiles;
+pub use model::{CURRENT_VERSION, Cluster, Document, Profile, SavedTunnel, SecretRef};
+pub use store::{FILE_NAME, ImportOutcome, OnConflict, ProfileStore, StoreError, TokenChange};
