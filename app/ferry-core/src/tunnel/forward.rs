@@ -1,0 +1,230 @@
+//! The data path: one accepted local connection ↔ one port-forward WebSocket to a pod.
+//!
+//! Each local connection gets its own WebSocket (`Api::<Pod>::portforward`), because the v4
+//! port-forward protocol carries exactly one TCP stream per port per WebSocket. Bytes are copied
+//! through fixed 64 KiB buffers (kube's side adds a bounded 1 MiB pipe), so a slow reader slows
+//! the writer instead of growing memory. When the pod side ends (pod deleted, error on the
+//! error channel) the local connection is closed; nothing else is touched, so one pod dying
+//! never disturbs connections to other pods.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::picker::{Pick, Picker, Routes};
+use super::stats::{Counters, TunnelCell};
+use crate::errors::{Access, ClusterError};
+
+/// Copy buffer per direction per connection.
+const BUFFER: usize = 64 * 1024;
+
+/// At most this many pods are tried for one connection before it is given up.
+const MAX_PODS_PER_CONNECTION: usize = 3;
+
+/// What every connection of one tunnel port shares.
+pub(crate) struct PortPath {
+    pub cell: Arc<TunnelCell>,
+    pub pods: Api<Pod>,
+    pub context: String,
+    pub url: String,
+    pub namespace: String,
+    pub routes: watch::Receiver<Arc<Routes>>,
+    pub picker: Arc<Picker>,
+    /// Which of the tunnel's port specs this is.
+    pub index: usize,
+    pub ready_wait: Duration,
+    pub connect_timeout: Duration,
+    /// Poked when a connection finds the API server unreachable, so the supervisor re-checks
+    /// its watch at once instead of waiting for it to time out.
+    pub api_trouble: Arc<Notify>,
+}
+
+/// Serve one accepted connection until either side ends or the tunnel stops.
+pub(crate) async fn serve(path: Arc<PortPath>, client: TcpStream, peer: SocketAddr, cancel: CancellationToken) {
+    let _ = client.set_nodelay(true);
+    let counters = &path.cell.counters;
+    Counters::add(&counters.total, 1);
+    Counters::add(&counters.active, 1);
+    let _active = ActiveGuard(&counters.active);
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = connect_and_copy(&path, client, peer) => {}
+    }
+}
+
+struct ActiveGuard<'a>(&'a AtomicU64);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) {
+    let Some((pick, mut forwarder)) = open(path, peer).await else { return };
+    let (Some(stream), Some(error)) = (forwarder.take_stream(pick.port), forwarder.take_error(pick.port)) else {
+        path.cell.attempt_failed(peer, format!("pod {}: port-forward stream missing", pick.pod));
+        return;
+    };
+    path.cell.attempt_succeeded();
+    tracing::debug!(%peer, pod = %pick.pod, port = pick.port, "connection forwarded");
+    let pod_error = async {
+        match error.await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = copy(path, client, stream) => {}
+        message = pod_error => {
+            path.cell.attempt_failed(peer, format!("pod {}: {}", pick.pod, message.trim()));
+        }
+    }
+    forwarder.abort();
+}
+
+/// Copy both ways until the pod side ends. The local side ending first half-closes towards the
+/// pod and keeps delivering the pod's answer until it ends too.
+async fn copy(path: &PortPath, client: TcpStream, pod: tokio::io::DuplexStream) {
+    let counters = &path.cell.counters;
+    let (client_read, client_write) = client.into_split();
+    let (pod_read, mut pod_write) = tokio::io::split(pod);
+    let mut up_reader = BufReader::with_capacity(BUFFER, Counted { inner: client_read, count: &counters.bytes_sent });
+    let mut down_reader = BufReader::with_capacity(BUFFER, pod_read);
+    let mut down_writer = Counted { inner: client_write, count: &counters.bytes_received };
+    let up = async {
+        let _ = tokio::io::copy_buf(&mut up_reader, &mut pod_write).await;
+        let _ = pod_write.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy_buf(&mut down_reader, &mut down_writer).await;
+        let _ = down_writer.inner.shutdown().await;
+    };
+    tokio::pin!(up, down);
+    let mut up_done = false;
+    loop {
+        tokio::select! {
+            () = &mut down => return,
+            () = &mut up, if !up_done => up_done = true,
+        }
+    }
+}
+
+/// Pick a pod and open a port-forward stream to it, trying other Ready pods when one fails,
+/// waiting up to `ready_wait` for a Ready pod to appear.
+async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Portforwarder)> {
+    let deadline = Instant::now() + path.ready_wait;
+    let mut tried: Vec<String> = Vec::new();
+    let mut last_error = None;
+    while tried.len() < MAX_PODS_PER_CONNECTION {
+        let Some(pick) = wait_for_pick(path, peer, &tried, deadline).await else { break };
+        match attempt(path, &pick).await {
+            Ok(forwarder) => return Some((pick, forwarder)),
+            Err(err) => {
+                let fatal = err.is_forbidden() || matches!(err, ClusterError::Unauthorized { .. });
+                let unreachable = matches!(err, ClusterError::Unreachable { .. });
+                let message = err.to_string();
+                tracing::debug!(%peer, pod = %pick.pod, %message, "port-forward attempt failed");
+                if fatal {
+                    path.cell.attempt_failed(peer, message.clone());
+                    path.cell.update_facts(|f| f.fatal = Some(message));
+                    return None;
+                }
+                if unreachable {
+                    path.cell.update_facts(|f| f.api_reachable = false);
+                    path.api_trouble.notify_one();
+                    path.cell.attempt_failed(peer, message);
+                    return None;
+                }
+                last_error = Some(message);
+                tried.push(pick.pod);
+            }
+        }
+    }
+    let message = last_error.unwrap_or_else(|| {
+        format!(
+            "no ready pod within {} s; connection closed",
+            path.ready_wait.as_secs_f32().round()
+        )
+    });
+    path.cell.attempt_failed(peer, message);
+    None
+}
+
+/// The next pod for this connection, waiting (up to `deadline`) while there is none.
+async fn wait_for_pick(path: &PortPath, peer: SocketAddr, tried: &[String], deadline: Instant) -> Option<Pick> {
+    let mut routes = path.routes.clone();
+    loop {
+        let current = routes.borrow_and_update().clone();
+        if let Some(pick) = path.picker.pick(&current, path.index, peer.ip(), tried) {
+            return Some(pick);
+        }
+        match tokio::time::timeout_at(deadline, routes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn attempt(path: &PortPath, pick: &Pick) -> Result<kube::api::Portforwarder, ClusterError> {
+    let access = Access::port_forward(&path.namespace, &pick.pod);
+    match tokio::time::timeout(path.connect_timeout, path.pods.portforward(&pick.pod, &[pick.port])).await {
+        Ok(Ok(forwarder)) => Ok(forwarder),
+        Ok(Err(err)) => Err(ClusterError::from_kube(&path.context, &path.url, &access, &err)),
+        Err(_) => Err(ClusterError::Unreachable {
+            context: path.context.clone(),
+            url: path.url.clone(),
+            reason: format!(
+                "no answer to a port-forward request within {} s",
+                path.connect_timeout.as_secs_f32()
+            ),
+        }),
+    }
+}
+
+/// Counts bytes passing through a reader or writer into a tunnel counter.
+struct Counted<'a, S> {
+    inner: S,
+    count: &'a AtomicU64,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        if read > 0 {
+            Counters::add(self.count, read as u64);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = &result {
+            Counters::add(self.count, *n as u64);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

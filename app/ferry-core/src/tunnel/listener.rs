@@ -1,0 +1,168 @@
+//! Local listeners: where a tunnel accepts connections on this machine.
+//!
+//! By default a port is bound on 127.0.0.1 and, when the machine has IPv6 loopback, on ::1 with
+//! the same port number (so `localhost:8080` works whichever address a client resolves first).
+//! Other addresses only when asked; 0.0.0.0 / :: earn a warning because they expose the tunnel
+//! (and through it the cluster) to the local network. A port already in use is a clear error
+//! naming the port and offering the next free one.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::net::TcpListener;
+
+/// Why a local port could not be opened. Not retried automatically: a person must choose
+/// another port or free this one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "local port {port} on {address} is already in use by another program{}",
+        next_free.map(|p| format!("; port {p} is free (use {p}:REMOTE, or :REMOTE for any free port)")).unwrap_or_default()
+    )]
+    InUse { address: IpAddr, port: u16, next_free: Option<u16> },
+    #[error("not allowed to listen on {address}:{port} ({reason}); ports below 1024 need extra privileges, choose a higher local port")]
+    Denied { address: IpAddr, port: u16, reason: String },
+    #[error("cannot listen on {address}:{port}: {reason}")]
+    Other { address: IpAddr, port: u16, reason: String },
+}
+
+/// The listeners of one forwarded port, all on the same port number.
+#[derive(Debug)]
+pub struct BoundPort {
+    pub port: u16,
+    pub listeners: Vec<TcpListener>,
+}
+
+impl BoundPort {
+    /// The addresses actually bound.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+}
+
+/// The addresses a port is bound on when the spec names none.
+pub fn default_addresses() -> Vec<IpAddr> {
+    vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+}
+
+/// A warning for addresses that make the tunnel reachable from other machines.
+pub fn exposure_warning(address: IpAddr, port: u16) -> Option<String> {
+    address.is_unspecified().then(|| {
+        format!(
+            "listening on {address} port {port}: other machines on your network can reach this tunnel, and through it the cluster"
+        )
+    })
+}
+
+/// Bind `port` (0: any free port, then the same number on every address) on `addresses`
+/// (empty: the defaults). With the defaults, ::1 is best-effort: skipped when the machine has
+/// no IPv6 loopback or that port is taken only there.
+pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindError> {
+    let defaults = addresses.is_empty();
+    let addresses = if defaults { default_addresses() } else { addresses.to_vec() };
+    // With port 0 the first bind picks the number; a clash on the others is a race with
+    // another program, so try a few times with fresh numbers.
+    let tries = if port == 0 { 5 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        match bind_all(&addresses, port, defaults).await {
+            Ok(bound) => return Ok(bound),
+            Err(err @ BindError::InUse { .. }) if port == 0 => last = Some(err),
+            Err(err) => return Err(with_next_free(err, &addresses, defaults).await),
+        }
+    }
+    Err(last.unwrap_or(BindError::Other {
+        address: addresses[0],
+        port,
+        reason: "no free port found".into(),
+    }))
+}
+
+async fn bind_all(addresses: &[IpAddr], port: u16, best_effort_v6: bool) -> Result<BoundPort, BindError> {
+    let mut listeners = Vec::with_capacity(addresses.len());
+    let mut chosen = port;
+    for (i, address) in addresses.iter().enumerate() {
+        let optional = best_effort_v6 && i > 0;
+        match TcpListener::bind(SocketAddr::new(*address, chosen)).await {
+            Ok(listener) => {
+                if chosen == 0 {
+                    chosen = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                }
+                listeners.push(listener);
+            }
+            Err(err) if optional => {
+                tracing::debug!(%address, port = chosen, %err, "skipping optional loopback address");
+            }
+            Err(err) => return Err(classify(*address, chosen, &err)),
+        }
+    }
+    Ok(BoundPort { port: chosen, listeners })
+}
+
+fn classify(address: IpAddr, port: u16, err: &std::io::Error) -> BindError {
+    match err.kind() {
+        ErrorKind::AddrInUse => BindError::InUse { address, port, next_free: None },
+        ErrorKind::PermissionDenied => BindError::Denied { address, port, reason: err.to_string() },
+        _ => BindError::Other { address, port, reason: err.to_string() },
+    }
+}
+
+/// Fill in the next free port for an "in use" error.
+async fn with_next_free(err: BindError, addresses: &[IpAddr], defaults: bool) -> BindError {
+    let BindError::InUse { address, port, .. } = err else { return err };
+    let next_free = next_free_port(addresses, port, defaults).await;
+    BindError::InUse { address, port, next_free }
+}
+
+/// The first port above `port` (within 100) that binds on every required address.
+pub async fn next_free_port(addresses: &[IpAddr], port: u16, defaults: bool) -> Option<u16> {
+    for candidate in port.saturating_add(1)..=port.saturating_add(100) {
+        if candidate == port {
+            break;
+        }
+        if bind_all(addresses, candidate, defaults).await.is_ok() {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn any_free_port_binds_loopback_only() {
+        let bound = bind(&[], 0).await.unwrap();
+        assert_ne!(bound.port, 0);
+        let addrs = bound.addresses();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == bound.port), "{addrs:?}");
+        assert!(addrs.iter().any(|a| a.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_names_the_port_and_offers_the_next_free_one() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], port).await.unwrap_err();
+        let BindError::InUse { port: p, next_free, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*p, port);
+        let free = next_free.expect("a free port nearby");
+        assert!(free > port);
+        let text = err.to_string();
+        assert!(text.contains(&format!("local port {port}")) && text.contains(&format!("port {free} is free")), "{text}");
+    }
+
+    #[tokio::test]
+    async fn explicit_addresses_are_used_as_given() {
+        let bound = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], 0).await.unwrap();
+        assert_eq!(bound.listeners.len(), 1);
+    }
+
+    #[test]
+    fn only_wildcard_addresses_warn() {
+        assert!(exposure_warning(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80).unwrap().contains("other machines"));
+        assert!(exposure_warning(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80).is_some());
+        assert!(exposure_warning(IpAddr::V4(Ipv4Addr::LOCALHOST), 80).is_none());
+    }
+}

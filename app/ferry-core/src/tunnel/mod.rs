@@ -1,0 +1,25 @@
+//! Tunnels: local listeners that forward each connection to a Ready pod of a target, and keep
+//! doing so as pods come and go.
+//!
+//! One module per noun, from the bytes up:
+//! - [`listener`]: binding local ports (loopback by default, clear "port in use" errors);
+//! - [`forward`]: one local connection ↔ one port-forward WebSocket;
+//! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
+//! - [`supervisor`]: one task per tunnel following the target with watches;
+//! - [`backoff`] and [`clock`]: retry delays and sleep/wake detection;
+//! - [`state`] and [`stats`]: the state derived from facts, counters, events, snapshots.
+//!
+//! The engine ([`crate::engine`]) owns the supervisors; everything here is driven through it.
+
+pub mod backoff;
+pub mod clock;
+pub(crate) mod forward;
+pub mod listener;
+pub mod picker;
+pub mod routes;
+pub mod state;
+pub mod stats;
+pub(crate) mod supervisor;
+
+pub use state::TunnelState;
+pub use stats::{ErrorRecord, EventKind, ForwardedPort, TunnelEvent, TunnelId, TunnelSnapshot};

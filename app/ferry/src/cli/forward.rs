@@ -1,0 +1,177 @@
+//! `ferry forward TARGET PORT...`: kubectl port-forward that survives pod restarts.
+//!
+//! Runs one tunnel on the engine, prints where it listens and one line per event (pod switched,
+//! waiting, recovered), and stops cleanly on Ctrl-C. Bad input and tunnels that cannot start
+//! (port in use, forbidden, unknown context) end with a message and a non-zero exit code.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ferry_core::clients::ClientPool;
+use ferry_core::engine::{Engine, EngineOptions, EventKind, TunnelEvent, TunnelSnapshot, TunnelState};
+use ferry_core::spec::{PortSpec, Spread, Target, TunnelSpec};
+use tokio::sync::broadcast::error::RecvError;
+
+/// Forward local ports to a pod, service, deployment or label selector, following its Ready
+/// pods as they come and go.
+#[derive(Debug, clap::Args)]
+pub struct ForwardArgs {
+    /// pod/NAME, svc/NAME, deploy/NAME, or a label selector like app=web.
+    pub target: String,
+
+    /// Ports as kubectl takes them: LOCAL:REMOTE, :REMOTE (any free local port), or REMOTE.
+    /// REMOTE may be a port name.
+    #[arg(required = true)]
+    pub ports: Vec<String>,
+
+    /// The kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+
+    /// The namespace (default: the context's namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+
+    /// Local address to listen on (repeatable). Default: 127.0.0.1 and ::1.
+    #[arg(long = "address", value_name = "ADDRESS")]
+    pub addresses: Vec<IpAddr>,
+
+    /// Spread connections over all Ready pods (round-robin), with client-IP affinity when the
+    /// service asks for it.
+    #[arg(long)]
+    pub spread: bool,
+
+    /// With --spread: keep each local client on one pod regardless of the service's setting.
+    #[arg(long, requires = "spread")]
+    pub affinity: bool,
+}
+
+/// Parse the arguments into a tunnel spec, with messages that say what is wrong.
+fn spec_from(args: &ForwardArgs, pool: &ClientPool) -> anyhow::Result<TunnelSpec> {
+    let target: Target = args.target.parse()?;
+    let ports = args
+        .ports
+        .iter()
+        .map(|p| p.parse::<PortSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let context = match &args.context {
+        Some(c) => c.clone(),
+        None => pool
+            .current_context()
+            .context("no --context given and the kubeconfig has no current-context")?,
+    };
+    if pool.context(&context).is_none() {
+        let known: Vec<String> = pool.contexts().into_iter().map(|c| c.name).collect();
+        bail!(
+            "there is no context named \"{context}\"; known contexts: {}",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+    }
+    let namespace = args.namespace.clone().unwrap_or_else(|| pool.default_namespace(&context));
+    let spread = match (args.spread, args.affinity) {
+        (false, _) => Spread::Single,
+        (true, true) => Spread::ClientAffinity,
+        (true, false) => Spread::FollowService,
+    };
+    Ok(TunnelSpec {
+        context,
+        namespace,
+        target,
+        ports,
+        bind: args.addresses.clone(),
+        spread,
+        alias: None,
+        note: None,
+    })
+}
+
+pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
+    let pool = ClientPool::from_env()?;
+    let spec = spec_from(&args, &pool)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(forward(pool, spec))
+}
+
+async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(&tokio::runtime::Handle::current(), Arc::new(pool), EngineOptions::default());
+    let mut events = engine.events();
+    let label = spec.target.to_kubectl();
+    let id = engine.start(spec);
+    let first = engine
+        .wait_for(id, Duration::from_secs(60), |s| s.state != TunnelState::Starting)
+        .await;
+    let snapshot = match first {
+        Ok(s) => s,
+        Err(last) => {
+            engine.shutdown().await;
+            let why = last.and_then(|s| s.detail).unwrap_or_else(|| "no answer".into());
+            bail!("the tunnel to {label} did not start within 60 s: {why}");
+        }
+    };
+    if snapshot.state == TunnelState::Failed {
+        engine.shutdown().await;
+        bail!("{}", snapshot.detail.unwrap_or_else(|| "the tunnel failed".into()));
+    }
+    print_forwarding(&snapshot);
+    let code = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            event = events.recv() => match event {
+                Ok(event) if event.tunnel == id => {
+                    if let Some(code) = print_event(&label, &event) {
+                        break code;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break ExitCode::FAILURE,
+            },
+        }
+    };
+    engine.shutdown().await;
+    Ok(code)
+}
+
+/// kubectl's "Forwarding from 127.0.0.1:8888 -> 8080" lines, with where the bytes go.
+fn print_forwarding(snapshot: &TunnelSnapshot) {
+    let target = snapshot.spec.target.to_kubectl();
+    let towards = match snapshot.pods.as_slice() {
+        [] => snapshot.detail.clone().unwrap_or_else(|| "waiting for a ready pod".into()),
+        [one] => format!("pod {one}"),
+        many => format!("pods {}", many.join(", ")),
+    };
+    for port in &snapshot.ports {
+        let remote = port.remote.map(|r| r.to_string()).unwrap_or_else(|| port.spec.clone());
+        for local in &port.local {
+            println!("Forwarding from {local} -> {remote} ({target} → {towards})");
+        }
+    }
+}
+
+/// One line per event; `Some(code)` when the tunnel has ended for good.
+fn print_event(label: &str, event: &TunnelEvent) -> Option<ExitCode> {
+    match &event.kind {
+        EventKind::Listening { .. } => None,
+        EventKind::StateChanged { to: TunnelState::Failed, detail, .. } => {
+            eprintln!("error: {label}: {}", detail.as_deref().unwrap_or("the tunnel failed"));
+            Some(ExitCode::FAILURE)
+        }
+        EventKind::StateChanged { from, to: TunnelState::Active, .. } if *from != TunnelState::Starting => {
+            println!("{label}: recovered, forwarding again");
+            None
+        }
+        EventKind::ConnectionFailed { .. } | EventKind::Warning { .. } => {
+            eprintln!("{label}: {}", event.kind);
+            None
+        }
+        other => {
+            println!("{label}: {other}");
+            None
+        }
+    }
+}
