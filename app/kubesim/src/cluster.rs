@@ -48,6 +48,9 @@ pub struct Cluster {
     pub name: String,
     pub store: Arc<Store>,
     pub timing: Timing,
+    /// The listener serving this cluster, once started: fault injection pauses, stops and
+    /// restarts it through this handle.
+    pub server: std::sync::OnceLock<crate::server::ServerControl>,
 }
 
 impl Cluster {
@@ -56,6 +59,7 @@ impl Cluster {
             name: name.into(),
             store: Arc::new(Store::default()),
             timing,
+            server: std::sync::OnceLock::new(),
         })
     }
 }

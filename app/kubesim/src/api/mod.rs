@@ -1,0 +1,249 @@
+//! The REST API: one router per cluster that authenticates, authorizes and dispatches every
+//! request the way kube-apiserver would, answering with the same JSON documents, `Status`
+//! errors and watch streams.
+//!
+//! Modules by noun: [`path`] (what a URL addresses), [`query`] and [`negotiate`] (request
+//! options), [`selector`], [`status`] (errors), [`read`] (get/list), [`watch`], [`write`]
+//! (create/update), [`patch`], [`delete`], [`scale`], [`table`] (kubectl's columns) and
+//! [`streaming`] (hand-off to port-forward, exec and logs).
+
+pub mod delete;
+pub mod negotiate;
+pub mod patch;
+pub mod path;
+pub mod query;
+pub mod read;
+pub mod scale;
+pub mod selector;
+pub mod status;
+pub mod streaming;
+pub mod table;
+pub mod watch;
+pub mod write;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode, header};
+use serde_json::Value;
+
+use crate::auth::{self, Attributes, Tokens, User};
+use crate::cluster::Cluster;
+use crate::discovery;
+use path::{ResourcePath, Route};
+use query::Query;
+use status::ApiError;
+
+/// The largest request body accepted (the apiserver's limit is 3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// What every request handler of one cluster shares.
+pub struct ApiState {
+    pub cluster: Arc<Cluster>,
+    pub tokens: Arc<Tokens>,
+}
+
+/// The router of one cluster: every path goes through [`dispatch`].
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// A JSON response with the given status.
+pub fn json_response(code: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// 200 with a JSON document.
+pub fn ok_json(value: &Value) -> Response {
+    json_response(StatusCode::OK, value)
+}
+
+/// Everything a resource handler needs about its request.
+pub struct Ctx {
+    pub state: Arc<ApiState>,
+    pub user: User,
+    pub path: ResourcePath,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub method: Method,
+}
+
+impl Ctx {
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.state.cluster
+    }
+
+    /// The namespace for store access: the path's, or empty for cluster-scoped resources.
+    pub fn namespace(&self) -> &str {
+        self.path.namespace.as_deref().unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &str {
+        self.path.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn representation(&self) -> negotiate::Representation {
+        negotiate::representation(
+            self.headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
+}
+
+async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let route = path::parse(&path);
+    tracing::debug!(cluster = %state.cluster.name, %method, uri = %req.uri(), "request");
+    let auth_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = state.tokens.authenticate(auth_header);
+    // Like the apiserver's public-info-viewer role: health and version need no credentials,
+    // but a wrong token is refused everywhere.
+    let public = matches!(route, Route::Version | Route::Health(_));
+    let user = match (user, auth_header.is_some(), public) {
+        (Some(user), _, _) => Some(user),
+        (None, false, true) => None,
+        (None, _, _) => return ApiError::unauthorized().into_response(),
+    };
+    match route {
+        Route::Version => discovery::version(),
+        Route::Health(_) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
+        }
+        Route::NotFound => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "404 page not found\n",
+        )
+            .into_response(),
+        Route::OpenApi | Route::UnknownResource => ApiError::no_such_resource().into_response(),
+        Route::CoreVersions => get_only(&method, discovery::core_versions),
+        Route::CoreResources => get_only(&method, || discovery::resource_list("", "v1")),
+        Route::Groups => get_only(&method, discovery::group_list),
+        Route::Group(g) => get_only(&method, || discovery::group(&g)),
+        Route::GroupResources(g, v) => get_only(&method, || discovery::resource_list(&g, &v)),
+        Route::Resource(rp) => {
+            let Some(user) = user else {
+                return ApiError::unauthorized().into_response();
+            };
+            resource_request(state, user, rp, req)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+    }
+}
+
+fn get_only(method: &Method, answer: impl FnOnce() -> Response) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        answer()
+    } else {
+        ApiError::method_not_allowed().into_response()
+    }
+}
+
+/// The RBAC verb of a request, as the apiserver's request-info resolver derives it.
+fn verb(method: &Method, rp: &ResourcePath, query: &Query) -> Option<&'static str> {
+    let streaming = matches!(
+        rp.subresource.as_deref(),
+        Some("exec" | "portforward" | "attach")
+    );
+    if streaming {
+        // WebSocket upgrades come as GET but need `create`, like POST (SPDY).
+        return matches!(*method, Method::GET | Method::POST).then_some("create");
+    }
+    let named = rp.name.is_some();
+    Some(match *method {
+        Method::GET | Method::HEAD if query.flag("watch") => "watch",
+        Method::GET | Method::HEAD if named => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST if !named => "create",
+        Method::PUT if named => "update",
+        Method::PATCH if named => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => return None,
+    })
+}
+
+async fn resource_request(
+    state: Arc<ApiState>,
+    user: User,
+    rp: ResourcePath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let verb = verb(&method, &rp, &query).ok_or_else(ApiError::method_not_allowed)?;
+    auth::authorize(
+        user,
+        &Attributes {
+            verb,
+            resource: rp.resource,
+            subresource: rp.subresource.as_deref(),
+            namespace: rp.namespace.as_deref(),
+            name: rp.name.as_deref().unwrap_or_default(),
+        },
+    )?;
+    let allowed = match &rp.subresource {
+        Some(sub) => rp
+            .resource
+            .subresource(sub)
+            .is_some_and(|s| s.verbs.contains(&verb)),
+        None => rp.resource.allows(verb),
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed());
+    }
+    if let Some(sub @ ("exec" | "portforward" | "attach" | "log")) = rp.subresource.as_deref() {
+        let sub = sub.to_string();
+        return Ok(streaming::serve(&state, &rp, &sub, req).await);
+    }
+    let ctx = Ctx {
+        state,
+        user,
+        path: rp,
+        query,
+        headers: req.headers().clone(),
+        method,
+    };
+    let body = read_body(req).await?;
+    match (verb, ctx.path.subresource.as_deref()) {
+        ("watch", _) => watch::watch(&ctx),
+        ("list", _) => read::list(&ctx),
+        ("get", None) => read::get(&ctx),
+        ("create", None) => write::create(&ctx, &body),
+        ("update", None) => write::update(&ctx, &body),
+        ("patch", None) => patch::patch(&ctx, &body),
+        ("delete", None) => delete::delete(&ctx, &body),
+        ("deletecollection", None) => delete::delete_collection(&ctx, &body),
+        (_, Some("scale")) => scale::scale(&ctx, verb, &body),
+        ("get", Some("status")) => read::get(&ctx),
+        ("update", Some("status")) => write::update(&ctx, &body),
+        ("patch", Some("status")) => patch::patch(&ctx, &body),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: "the request body is too large or could not be read".into(),
+            details: None,
+        })
+}
+
+/// An empty-bodied response with a code (used by HEAD-ish paths and tests).
+pub fn empty(code: StatusCode) -> Response {
+    (code, Body::empty()).into_response()
+}
