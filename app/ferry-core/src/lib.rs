@@ -4,8 +4,9 @@
 //! socket all drive the same engine handle and read the same plain serde snapshots.
 
 pub mod catalog;
-pub mod clients;
 pub mod config_dir;
+pub mod clients;
+pub mod engine;
 pub mod errors;
 pub mod exec_auth;
 pub mod kubeconfig;
@@ -13,6 +14,7 @@ pub mod profiles;
 pub mod resolve;
 pub mod secrets;
 pub mod spec;
+pub mod tunnel;
 
 pub use catalog::{Catalog, CatalogView, ConnectionState};
 pub use clients::ClientPool;

@@ -330,6 +330,7 @@ impl TunnelCell {
         self.sink.changed();
     }
 
+    #[cfg(test)]
     pub(crate) fn state(&self) -> TunnelState {
         self.lock().state
     }
