@@ -48,6 +48,8 @@ pub struct Cluster {
     pub name: String,
     pub store: Arc<Store>,
     pub timing: Timing,
+    /// The simulation's own bookkeeping (address allocations, pod lifecycles, fault overrides).
+    pub sim: crate::sim::SimState,
     /// The listener serving this cluster, once started: fault injection pauses, stops and
     /// restarts it through this handle.
     pub server: std::sync::OnceLock<crate::server::ServerControl>,
@@ -59,6 +61,7 @@ impl Cluster {
             name: name.into(),
             store: Arc::new(Store::default()),
             timing,
+            sim: crate::sim::SimState::default(),
             server: std::sync::OnceLock::new(),
         })
     }

@@ -179,6 +179,17 @@ impl Store {
         (items, inner.resource_version)
     }
 
+    /// The keys of every object in one namespace, of any resource (for namespace deletion and
+    /// garbage collection, which must not miss resources they do not know by name).
+    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<ObjectKey> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect()
+    }
+
     /// Stores a new object. Fills `metadata.name` from `generateName`, `uid`,
     /// `creationTimestamp`, `resourceVersion` and `namespace`.
     pub fn create(&self, resource: &str, namespace: &str, mut object: Value) -> Result<Value, StoreError> {

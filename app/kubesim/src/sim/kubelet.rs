@@ -1,0 +1,646 @@
+//! The kubelet: once a pod is bound to a node it walks it through the lifecycle a real kubelet
+//! reports — `Pending` with `ContainerCreating`, then `Running` with an IP from the node's pod
+//! CIDR after [`crate::cluster::Timing::pod_start`], then `Ready` after
+//! [`crate::cluster::Timing::pod_ready`] — or keeps it crash-looping or not-ready when the pod's
+//! behaviour annotation says so. One timer task per pod; no polling.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::behaviour::{PodBehaviour, pod_behaviour};
+use super::objects::{array_at, is_terminating, name, set_condition, str_at, uid};
+use super::scheduler;
+use crate::cluster::Cluster;
+use crate::store::{Change, EventType, StoreError, now_rfc3339};
+
+/// The order in which a real kubelet lists pod conditions.
+const CONDITION_ORDER: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
+
+/// Reacts to pod and node changes: schedules new pods and starts the lifecycle of bound ones.
+pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
+    match (change.key.resource.as_str(), change.event) {
+        ("pods", EventType::Deleted) => forget(cluster, uid(&change.object)),
+        ("pods", _) => handle_pod(cluster, &change.key.namespace, &change.object),
+        ("nodes", EventType::Added | EventType::Modified) => retry_unschedulable(cluster),
+        _ => {}
+    }
+}
+
+/// Looks at every pod (at start-up or after falling behind).
+pub fn resync(cluster: &Arc<Cluster>) {
+    let (pods, _) = cluster.store.list("pods", None);
+    for pod in &pods {
+        let ns = str_at(pod, "/metadata/namespace")
+            .unwrap_or_default()
+            .to_string();
+        handle_pod(cluster, &ns, pod);
+    }
+}
+
+fn handle_pod(cluster: &Arc<Cluster>, namespace: &str, pod: &Value) {
+    if is_terminating(pod) {
+        return;
+    }
+    let Some(node) = str_at(pod, "/spec/nodeName").filter(|n| !n.is_empty()) else {
+        if !scheduler::is_unschedulable(pod) {
+            scheduler::schedule(cluster, namespace, pod);
+        }
+        return;
+    };
+    if str_at(pod, "/status/phase").is_some_and(|p| p == "Succeeded" || p == "Failed") {
+        return;
+    }
+    let pod_uid = uid(pod).to_string();
+    if !cluster.sim.lock().kubelet_pods.insert(pod_uid.clone()) {
+        return;
+    }
+    let target = PodRef {
+        cluster: Arc::downgrade(cluster),
+        namespace: namespace.to_string(),
+        name: name(pod).to_string(),
+        uid: pod_uid,
+        node: node.to_string(),
+    };
+    super::runner::spawn(cluster, lifecycle(target, pod_behaviour(pod)));
+}
+
+fn retry_unschedulable(cluster: &Arc<Cluster>) {
+    let (pods, _) = cluster.store.list("pods", None);
+    for pod in pods.iter().filter(|p| scheduler::is_unschedulable(p)) {
+        let ns = str_at(pod, "/metadata/namespace")
+            .unwrap_or_default()
+            .to_string();
+        scheduler::schedule(cluster, &ns, pod);
+    }
+}
+
+fn forget(cluster: &Cluster, pod_uid: &str) {
+    let mut sim = cluster.sim.lock();
+    sim.kubelet_pods.remove(pod_uid);
+    sim.terminating_pods.remove(pod_uid);
+    sim.ready_override.remove(pod_uid);
+}
+
+/// The pod one lifecycle task looks after.
+struct PodRef {
+    cluster: Weak<Cluster>,
+    namespace: String,
+    name: String,
+    uid: String,
+    node: String,
+}
+
+impl PodRef {
+    /// Applies `change` to the pod if it still exists, is still the same pod and is not being
+    /// deleted. Returns `false` when the lifecycle should end.
+    fn update(&self, change: impl FnOnce(&mut Value, &Cluster)) -> bool {
+        let Some(cluster) = self.cluster.upgrade() else {
+            return false;
+        };
+        let mut alive = false;
+        let result = cluster
+            .store
+            .update("pods", &self.namespace, &self.name, |pod| {
+                if uid(pod) == self.uid && !is_terminating(pod) {
+                    alive = true;
+                    change(pod, &cluster);
+                }
+            });
+        result.is_ok() && alive
+    }
+
+    fn timing(&self) -> Option<crate::cluster::Timing> {
+        self.cluster.upgrade().map(|c| c.timing.clone())
+    }
+
+    fn ready_override(&self) -> Option<bool> {
+        let cluster = self.cluster.upgrade()?;
+        let sim = cluster.sim.lock();
+        sim.ready_override.get(&self.uid).copied()
+    }
+}
+
+async fn lifecycle(pod: PodRef, behaviour: PodBehaviour) {
+    let Some(timing) = pod.timing() else { return };
+    let host_ip = host_ip(&pod);
+    if !pod.update(|p, _| accept(p, &host_ip)) {
+        return;
+    }
+    tokio::time::sleep(timing.pod_start).await;
+    let pod_ip = allocate_pod_ip(&pod);
+    if !pod.update(|p, _| start_containers(p, &pod_ip, 0)) {
+        return;
+    }
+    match behaviour {
+        PodBehaviour::CrashLoop => crash_loop(&pod, &pod_ip, &timing).await,
+        PodBehaviour::NeverReady => {
+            if pod.ready_override() == Some(true) {
+                pod.update(|p, _| set_ready(p, true));
+            }
+        }
+        _ => {
+            tokio::time::sleep(timing.pod_ready).await;
+            let ready = pod.ready_override().unwrap_or(true);
+            pod.update(|p, _| set_ready(p, ready));
+        }
+    }
+}
+
+/// The kubelet has seen the pod: `Pending`, containers being created.
+fn accept(pod: &mut Value, host_ip: &str) {
+    let now = now_rfc3339();
+    let has_init = !array_at(pod, "/spec/initContainers").is_empty();
+    let mut conditions = array_at(pod, "/status/conditions").to_vec();
+    let null_probe = probe_time();
+    set_condition(
+        &mut conditions,
+        "PodReadyToStartContainers",
+        false,
+        None,
+        None,
+        &now,
+        &null_probe,
+    );
+    let (init_reason, init_msg) = init_pending_reason(pod);
+    if has_init {
+        set_condition(
+            &mut conditions,
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(&init_msg),
+            &now,
+            &null_probe,
+        );
+    } else {
+        set_condition(
+            &mut conditions,
+            "Initialized",
+            true,
+            None,
+            None,
+            &now,
+            &null_probe,
+        );
+    }
+    let unready = unready_message(pod);
+    set_condition(
+        &mut conditions,
+        "Ready",
+        false,
+        Some("ContainersNotReady"),
+        Some(&unready),
+        &now,
+        &null_probe,
+    );
+    set_condition(
+        &mut conditions,
+        "ContainersReady",
+        false,
+        Some("ContainersNotReady"),
+        Some(&unready),
+        &now,
+        &null_probe,
+    );
+    order_conditions(&mut conditions);
+    let waiting = if has_init {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    let statuses: Vec<Value> = array_at(pod, "/spec/containers")
+        .iter()
+        .map(|c| waiting_status(c, waiting, 0))
+        .collect();
+    let status = &mut pod["status"];
+    status["phase"] = json!("Pending");
+    status["conditions"] = json!(conditions);
+    status["hostIP"] = json!(host_ip);
+    status["hostIPs"] = json!([{"ip": host_ip}]);
+    status["startTime"] = json!(now);
+    status["containerStatuses"] = json!(statuses);
+    if has_init {
+        let init: Vec<Value> = array_at(pod, "/spec/initContainers")
+            .iter()
+            .map(|c| waiting_status(c, init_reason, 0))
+            .collect();
+        pod["status"]["initContainerStatuses"] = json!(init);
+    }
+}
+
+fn init_pending_reason(pod: &Value) -> (&'static str, String) {
+    let names: Vec<&str> = array_at(pod, "/spec/initContainers")
+        .iter()
+        .filter_map(|c| str_at(c, "/name"))
+        .collect();
+    (
+        "PodInitializing",
+        format!("containers with incomplete status: [{}]", names.join(" ")),
+    )
+}
+
+/// Containers started (`Running`, not yet ready) with `restarts` restarts so far.
+fn start_containers(pod: &mut Value, pod_ip: &str, restarts: i64) {
+    let now = now_rfc3339();
+    let mut conditions = array_at(pod, "/status/conditions").to_vec();
+    let null_probe = probe_time();
+    set_condition(
+        &mut conditions,
+        "PodReadyToStartContainers",
+        true,
+        None,
+        None,
+        &now,
+        &null_probe,
+    );
+    set_condition(
+        &mut conditions,
+        "Initialized",
+        true,
+        None,
+        None,
+        &now,
+        &null_probe,
+    );
+    let unready = unready_message(pod);
+    set_condition(
+        &mut conditions,
+        "Ready",
+        false,
+        Some("ContainersNotReady"),
+        Some(&unready),
+        &now,
+        &null_probe,
+    );
+    set_condition(
+        &mut conditions,
+        "ContainersReady",
+        false,
+        Some("ContainersNotReady"),
+        Some(&unready),
+        &now,
+        &null_probe,
+    );
+    order_conditions(&mut conditions);
+    let previous: Vec<Value> = array_at(pod, "/status/containerStatuses").to_vec();
+    let statuses: Vec<Value> = array_at(pod, "/spec/containers")
+        .iter()
+        .map(|c| {
+            let last = previous
+                .iter()
+                .find(|s| str_at(s, "/name") == str_at(c, "/name"))
+                .and_then(|s| s.get("lastState").cloned())
+                .unwrap_or(json!({}));
+            let mut s = running_status(c, &now, restarts);
+            s["lastState"] = last;
+            s
+        })
+        .collect();
+    let init: Vec<Value> = array_at(pod, "/spec/initContainers")
+        .iter()
+        .map(|c| completed_status(c, &now))
+        .collect();
+    let status = &mut pod["status"];
+    status["phase"] = json!("Running");
+    status["conditions"] = json!(conditions);
+    status["podIP"] = json!(pod_ip);
+    status["podIPs"] = json!([{"ip": pod_ip}]);
+    status["containerStatuses"] = json!(statuses);
+    if !init.is_empty() {
+        status["initContainerStatuses"] = json!(init);
+    }
+}
+
+/// Sets every container's readiness and the pod's `Ready`/`ContainersReady` conditions.
+fn set_ready(pod: &mut Value, ready: bool) {
+    if str_at(pod, "/status/phase") != Some("Running") {
+        return;
+    }
+    if let Some(statuses) = pod
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for s in statuses.iter_mut() {
+            let running = s.pointer("/state/running").is_some();
+            s["ready"] = json!(ready && running);
+        }
+    }
+    let all_ready = array_at(pod, "/status/containerStatuses")
+        .iter()
+        .all(|s| s.get("ready") == Some(&json!(true)));
+    let now = now_rfc3339();
+    let mut conditions = array_at(pod, "/status/conditions").to_vec();
+    let null_probe = probe_time();
+    let unready = unready_message(pod);
+    let (reason, message) = if all_ready {
+        (None, None)
+    } else {
+        (Some("ContainersNotReady"), Some(unready.as_str()))
+    };
+    set_condition(
+        &mut conditions,
+        "Ready",
+        all_ready,
+        reason,
+        message,
+        &now,
+        &null_probe,
+    );
+    set_condition(
+        &mut conditions,
+        "ContainersReady",
+        all_ready,
+        reason,
+        message,
+        &now,
+        &null_probe,
+    );
+    order_conditions(&mut conditions);
+    pod["status"]["conditions"] = json!(conditions);
+}
+
+async fn crash_loop(pod: &PodRef, pod_ip: &str, timing: &crate::cluster::Timing) {
+    let base = (timing.pod_start * 8).max(Duration::from_millis(100));
+    let mut restarts: i64 = 0;
+    loop {
+        tokio::time::sleep(timing.pod_ready).await;
+        let backoff_secs = (10u64 << restarts.min(5)).min(300);
+        let alive = pod.update(|p, _| crash(p, backoff_secs));
+        if !alive {
+            return;
+        }
+        let wait = (base * (1u32 << restarts.min(5) as u32)).min(base * 30);
+        tokio::time::sleep(wait).await;
+        restarts += 1;
+        if !pod.update(|p, _| start_containers(p, pod_ip, restarts)) {
+            return;
+        }
+    }
+}
+
+/// Every container exits with an error and waits in `CrashLoopBackOff`.
+fn crash(pod: &mut Value, backoff_secs: u64) {
+    let now = now_rfc3339();
+    let pod_name = name(pod).to_string();
+    let ns = str_at(pod, "/metadata/namespace")
+        .unwrap_or_default()
+        .to_string();
+    let pod_uid = uid(pod).to_string();
+    if let Some(statuses) = pod
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for s in statuses.iter_mut() {
+            let started_at = s
+                .pointer("/state/running/startedAt")
+                .cloned()
+                .unwrap_or(json!(now));
+            let container = str_at(s, "/name").unwrap_or_default().to_string();
+            s["lastState"] = json!({"terminated": {
+                "exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now,
+                "containerID": s.get("containerID").cloned().unwrap_or(Value::Null)}});
+            s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!(
+                "back-off {} restarting failed container={container} pod={pod_name}_{ns}({pod_uid})",
+                go_duration(backoff_secs))}});
+            s["ready"] = json!(false);
+            s["started"] = json!(false);
+        }
+    }
+    set_ready(pod, false);
+}
+
+/// Seconds as Go prints a `time.Duration` (`10s`, `1m20s`, `5m0s`).
+fn go_duration(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
+fn order_conditions(conditions: &mut [Value]) {
+    conditions.sort_by_key(|c| {
+        let kind = str_at(c, "/type").unwrap_or_default();
+        CONDITION_ORDER
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(CONDITION_ORDER.len())
+    });
+}
+
+fn probe_time() -> Map<String, Value> {
+    [("lastProbeTime".to_string(), Value::Null)]
+        .into_iter()
+        .collect()
+}
+
+fn unready_message(pod: &Value) -> String {
+    let names: Vec<&str> = array_at(pod, "/spec/containers")
+        .iter()
+        .filter_map(|c| str_at(c, "/name"))
+        .collect();
+    format!("containers with unready status: [{}]", names.join(" "))
+}
+
+fn waiting_status(container: &Value, reason: &str, restarts: i64) -> Value {
+    json!({
+        "name": str_at(container, "/name").unwrap_or_default(),
+        "image": full_image(str_at(container, "/image").unwrap_or_default()),
+        "imageID": "",
+        "lastState": {},
+        "ready": false,
+        "restartCount": restarts,
+        "started": false,
+        "state": {"waiting": {"reason": reason}},
+    })
+}
+
+fn running_status(container: &Value, now: &str, restarts: i64) -> Value {
+    let image = full_image(str_at(container, "/image").unwrap_or_default());
+    json!({
+        "name": str_at(container, "/name").unwrap_or_default(),
+        "image": image,
+        "imageID": image_id(&image),
+        "containerID": format!("containerd://{}", random_hex(64)),
+        "lastState": {},
+        "ready": false,
+        "restartCount": restarts,
+        "started": true,
+        "state": {"running": {"startedAt": now}},
+    })
+}
+
+fn completed_status(container: &Value, now: &str) -> Value {
+    let image = full_image(str_at(container, "/image").unwrap_or_default());
+    let id = format!("containerd://{}", random_hex(64));
+    json!({
+        "name": str_at(container, "/name").unwrap_or_default(),
+        "image": image,
+        "imageID": image_id(&image),
+        "containerID": id,
+        "lastState": {},
+        "ready": true,
+        "restartCount": 0,
+        "started": false,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now,
+                                 "finishedAt": now, "containerID": id}},
+    })
+}
+
+/// The image reference as containerd reports it: `luksa/kubia` → `docker.io/luksa/kubia:latest`.
+pub fn full_image(image: &str) -> String {
+    let (first, rest) = image.split_once('/').unwrap_or(("", image));
+    let has_registry =
+        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let path = match (first.is_empty(), has_registry) {
+        (true, _) => format!("docker.io/library/{rest}"),
+        (false, true) => image.to_string(),
+        (false, false) => format!("docker.io/{image}"),
+    };
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || path.contains('@') {
+        path
+    } else {
+        format!("{path}:latest")
+    }
+}
+
+fn image_id(image: &str) -> String {
+    let repo = image.split('@').next().unwrap_or(image);
+    let repo = match repo.rfind(':') {
+        Some(i) if !repo[i..].contains('/') => &repo[..i],
+        _ => repo,
+    };
+    format!("{repo}@sha256:{}", stable_hex(image, 64))
+}
+
+/// Hex digits derived from `seed` (the same image always has the same digest).
+fn stable_hex(seed: &str, len: usize) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut out = String::new();
+    let mut round = 0u64;
+    while out.len() < len {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (seed, round).hash(&mut h);
+        out.push_str(&format!("{:016x}", h.finish()));
+        round += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn random_hex(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// The node's InternalIP (the pod's `hostIP`).
+fn host_ip(pod: &PodRef) -> String {
+    let Some(cluster) = pod.cluster.upgrade() else {
+        return String::new();
+    };
+    cluster
+        .store
+        .get("nodes", "", &pod.node)
+        .and_then(|n| {
+            array_at(&n, "/status/addresses")
+                .iter()
+                .find(|a| str_at(a, "/type") == Some("InternalIP"))
+                .and_then(|a| str_at(a, "/address"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "172.18.0.2".into())
+}
+
+/// The next free address in the node's pod CIDR (`10.244.N.0/24`).
+fn allocate_pod_ip(pod: &PodRef) -> String {
+    let Some(cluster) = pod.cluster.upgrade() else {
+        return String::new();
+    };
+    let prefix = cluster
+        .store
+        .get("nodes", "", &pod.node)
+        .and_then(|n| str_at(&n, "/spec/podCIDR").map(str::to_string))
+        .and_then(|cidr| cidr.rsplit_once('.').map(|(p, _)| p.to_string()))
+        .unwrap_or_else(|| "10.244.1".into());
+    let (pods, _) = cluster.store.list("pods", None);
+    let used: Vec<&str> = pods
+        .iter()
+        .filter_map(|p| str_at(p, "/status/podIP"))
+        .collect();
+    let mut sim = cluster.sim.lock();
+    let next = sim.next_pod_host.entry(pod.node.clone()).or_insert(2);
+    for _ in 0..253 {
+        let candidate = format!("{prefix}.{next}");
+        *next = if *next >= 254 { 2 } else { *next + 1 };
+        if !used.contains(&candidate.as_str()) {
+            return candidate;
+        }
+    }
+    format!("{prefix}.{next}")
+}
+
+/// Makes a pod Ready or NotReady, as a passing or failing readiness probe would (for fault
+/// injection and tests). The choice sticks: the simulated kubelet will not change it back.
+/// Fails with `NotFound` if the pod does not exist.
+pub fn set_pod_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    ready: bool,
+) -> Result<Value, StoreError> {
+    let pod = cluster
+        .store
+        .get("pods", namespace, name)
+        .ok_or_else(|| StoreError::NotFound {
+            resource: "pods".into(),
+            name: name.to_string(),
+        })?;
+    let pod_uid = uid(&pod).to_string();
+    cluster
+        .sim
+        .lock()
+        .ready_override
+        .insert(pod_uid.clone(), ready);
+    cluster.store.update("pods", namespace, name, |p| {
+        if uid(p) == pod_uid {
+            set_ready(p, ready);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_reported_with_registry_and_tag() {
+        assert_eq!(full_image("luksa/kubia"), "docker.io/luksa/kubia:latest");
+        assert_eq!(full_image("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(
+            full_image("registry.k8s.io/coredns/coredns:v1.11.3"),
+            "registry.k8s.io/coredns/coredns:v1.11.3"
+        );
+        assert!(
+            image_id("docker.io/library/nginx:1.27").starts_with("docker.io/library/nginx@sha256:")
+        );
+    }
+
+    #[test]
+    fn backoff_is_printed_like_go() {
+        assert_eq!(go_duration(10), "10s");
+        assert_eq!(go_duration(80), "1m20s");
+        assert_eq!(go_duration(300), "5m0s");
+    }
+}
