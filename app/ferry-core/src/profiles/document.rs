@@ -111,7 +111,15 @@ pub fn parse(path: &Path, text: &str) -> Parsed {
     } else {
         Value::Table(migrate(table.clone(), version))
             .try_into::<Document>()
-            .map_err(|e| problem(None, format!("after upgrading from version {version}: {}", first_line(e.message()))))
+            .map_err(|e| {
+                problem(
+                    None,
+                    format!(
+                        "after upgrading from version {version}: {}",
+                        first_line(e.message())
+                    ),
+                )
+            })
     };
     let mut parsed = match strict {
         Ok(document) => Parsed {
@@ -144,10 +152,12 @@ fn lenient(table: &Table, problem: impl Fn(String) -> Problem) -> Parsed {
         match key.as_str() {
             "version" => {}
             "profile" => {
-                parsed.document.profiles = entries::<Profile>(value, "profile", &mut parsed.problems, &problem)
+                parsed.document.profiles =
+                    entries::<Profile>(value, "profile", &mut parsed.problems, &problem)
             }
             "cluster" => {
-                parsed.document.clusters = entries::<Cluster>(value, "cluster", &mut parsed.problems, &problem)
+                parsed.document.clusters =
+                    entries::<Cluster>(value, "cluster", &mut parsed.problems, &problem)
             }
             _ => {
                 parsed.document.extra.insert(key.clone(), value.clone());
@@ -164,7 +174,9 @@ fn entries<T: serde::de::DeserializeOwned>(
     problem: &impl Fn(String) -> Problem,
 ) -> Vec<T> {
     let Value::Array(items) = value else {
-        problems.push(problem(format!("`{kind}` must be a list of [[{kind}]] tables")));
+        problems.push(problem(format!(
+            "`{kind}` must be a list of [[{kind}]] tables"
+        )));
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -172,7 +184,10 @@ fn entries<T: serde::de::DeserializeOwned>(
         match item.clone().try_into::<T>() {
             Ok(t) => out.push(t),
             Err(e) => {
-                let name = item.get("name").and_then(Value::as_str).unwrap_or("(no name)");
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no name)");
                 problems.push(problem(format!(
                     "{kind} #{} \"{name}\" was skipped: {}",
                     i + 1,

@@ -14,3 +14,6 @@ pub use document::{Parsed, Problem, parse as parse_document};
 pub use export::export_profiles;
 pub use model::{CURRENT_VERSION, Cluster, Document, Profile, SavedTunnel, SecretRef};
 pub use store::{FILE_NAME, ImportOutcome, OnConflict, ProfileStore, StoreError, TokenChange};
+
+#[cfg(test)]
+mod tests;

@@ -152,7 +152,11 @@ impl TryFrom<String> for SecretRef {
             _ => Err(format!(
                 "\"{}\" is not a keyring reference: tokens are kept in the OS keyring and the \
                  file holds only \"keyring:KEY\"; remove the line and add the token again in Ferry",
-                if text.len() > 12 { "(hidden)" } else { text.as_str() }
+                if text.len() > 12 {
+                    "(hidden)"
+                } else {
+                    text.as_str()
+                }
             )),
         }
     }

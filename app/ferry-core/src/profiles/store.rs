@@ -60,7 +60,10 @@ pub enum StoreError {
     NoBackup(PathBuf),
     #[error("the backup {} is damaged too ({}); fix one of the files by hand", path.display(),
         problems.first().map(|p| p.to_string()).unwrap_or_default())]
-    BackupDamaged { path: PathBuf, problems: Vec<Problem> },
+    BackupDamaged {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -317,7 +320,9 @@ impl ProfileStore {
                     }
                     Some(_) => {
                         let new_name = free_name(doc, &profile.name);
-                        outcome.renamed.push((profile.name.clone(), new_name.clone()));
+                        outcome
+                            .renamed
+                            .push((profile.name.clone(), new_name.clone()));
                         profile.name = new_name;
                         doc.profiles.push(profile);
                     }
@@ -329,7 +334,11 @@ impl ProfileStore {
 
     /// Adds or updates an in-app cluster. A new token goes to the OS keyring first; if no
     /// keyring is reachable nothing is saved and the error says so.
-    pub fn save_cluster(&mut self, mut cluster: Cluster, token: TokenChange) -> Result<(), StoreError> {
+    pub fn save_cluster(
+        &mut self,
+        mut cluster: Cluster,
+        token: TokenChange,
+    ) -> Result<(), StoreError> {
         if cluster.name.trim().is_empty() {
             return Err(StoreError::EmptyName("cluster"));
         }
@@ -433,7 +442,9 @@ impl ProfileStore {
         }
         let kept = match read(&self.path)? {
             Some(current) => {
-                let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+                let stamp = jiff::Timestamp::now()
+                    .strftime("%Y%m%dT%H%M%SZ")
+                    .to_string();
                 let kept = sibling(&self.path, &format!(".broken-{stamp}"));
                 write_atomic(&kept, &current).map_err(|source| StoreError::Io {
                     action: "keep a copy of",

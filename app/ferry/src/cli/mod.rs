@@ -1,5 +1,8 @@
 //! Command-line parsing and dispatch. With no subcommand Ferry opens its window.
 
+pub mod profile;
+pub mod up;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,7 +24,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Manage saved profiles: list, show, add, rm, export, import.
+    Profile(profile::ProfileArgs),
+    /// Start saved profiles (default: the autostart ones) and keep them running until Ctrl-C.
+    Up(up::UpArgs),
+}
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`.
 pub fn init_tracing(verbose: u8) {
@@ -41,5 +49,7 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => crate::ui::run(crate::ui::Options { demo: cli.demo }),
+        Some(Command::Profile(args)) => profile::run(args),
+        Some(Command::Up(args)) => up::run(args),
     }
 }

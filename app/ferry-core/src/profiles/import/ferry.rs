@@ -40,7 +40,10 @@ pub fn import_ferry(source: &Path, text: &str) -> Result<ImportReport, ImportErr
         });
     }
     if parsed.document.profiles.is_empty() {
-        return Err(ImportError::Empty(format!("{} has no profiles", source.display())));
+        return Err(ImportError::Empty(format!(
+            "{} has no profiles",
+            source.display()
+        )));
     }
     Ok(ImportReport {
         profiles: parsed.document.profiles,

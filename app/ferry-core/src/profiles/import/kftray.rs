@@ -38,7 +38,11 @@ pub fn import_kftray(
     let entries = match value {
         Value::Array(items) => items,
         Value::Object(_) => vec![value],
-        _ => return Err(ImportError::KftrayJson("expected a JSON list of configs".into())),
+        _ => {
+            return Err(ImportError::KftrayJson(
+                "expected a JSON list of configs".into(),
+            ));
+        }
     };
     let mut report = ImportReport::default();
     let mut tunnels = Vec::new();
@@ -125,10 +129,16 @@ fn tunnel(
         ignore("domain_enabled", "Ferry does not edit the hosts file");
     }
     if flag(entry, "auto_loopback_address") {
-        ignore("auto_loopback_address", "Ferry does not allocate loopback addresses");
+        ignore(
+            "auto_loopback_address",
+            "Ferry does not allocate loopback addresses",
+        );
     }
     if text(entry, "kubeconfig").is_some_and(|k| k != "default") {
-        ignore("kubeconfig", "Ferry uses your kubeconfig and clusters added in Ferry");
+        ignore(
+            "kubeconfig",
+            "Ferry uses your kubeconfig and clusters added in Ferry",
+        );
     }
     if flag(entry, "http_logs_enabled") {
         ignore("http_logs_enabled", "Ferry does not log HTTP traffic");

@@ -44,11 +44,13 @@ pub fn import_kubectl(
         let entry = format!("line {line_no}");
         match parse_line(&line, defaults) {
             Ok((spec, ignored)) => {
-                report.skipped.extend(ignored.into_iter().map(|(field, reason)| Skipped {
-                    entry: entry.clone(),
-                    field: Some(field),
-                    reason,
-                }));
+                report
+                    .skipped
+                    .extend(ignored.into_iter().map(|(field, reason)| Skipped {
+                        entry: entry.clone(),
+                        field: Some(field),
+                        reason,
+                    }));
                 tunnels.push(SavedTunnel::from(spec));
             }
             Err(reason) => report.skipped.push(Skipped {
@@ -105,7 +107,11 @@ fn parse_line(line: &str, defaults: &ImportDefaults) -> Result<(TunnelSpec, Igno
     let words = shlex::split(line).ok_or("unbalanced quotes")?;
     let words: Vec<String> = words
         .into_iter()
-        .take_while(|w| !matches!(w.as_str(), "&" | "&&" | "|" | "||" | ";") && !w.starts_with('>') && !w.starts_with("2>"))
+        .take_while(|w| {
+            !matches!(w.as_str(), "&" | "&&" | "|" | "||" | ";")
+                && !w.starts_with('>')
+                && !w.starts_with("2>")
+        })
         .collect();
     let pf = words
         .iter()
@@ -131,7 +137,9 @@ fn parse_line(line: &str, defaults: &ImportDefaults) -> Result<(TunnelSpec, Igno
             positional.push(word.to_string());
         }
     }
-    let (target, ports) = positional.split_first().ok_or("no target (pod/NAME, svc/NAME or deploy/NAME)")?;
+    let (target, ports) = positional
+        .split_first()
+        .ok_or("no target (pod/NAME, svc/NAME or deploy/NAME)")?;
     let target: Target = target.parse().map_err(|e| format!("{e}"))?;
     if ports.is_empty() {
         return Err("no ports given".into());
@@ -143,7 +151,9 @@ fn parse_line(line: &str, defaults: &ImportDefaults) -> Result<(TunnelSpec, Igno
     let bind = flags.bind()?;
     let spec = TunnelSpec {
         context: flags.context.unwrap_or_else(|| defaults.context.clone()),
-        namespace: flags.namespace.unwrap_or_else(|| defaults.namespace.clone()),
+        namespace: flags
+            .namespace
+            .unwrap_or_else(|| defaults.namespace.clone()),
         target,
         ports,
         bind,
@@ -164,7 +174,11 @@ struct Flags {
 
 impl Flags {
     /// Consumes one flag (and its value, when separate).
-    fn take<'a>(&mut self, word: &'a str, rest: &mut impl Iterator<Item = &'a str>) -> Result<(), String> {
+    fn take<'a>(
+        &mut self,
+        word: &'a str,
+        rest: &mut impl Iterator<Item = &'a str>,
+    ) -> Result<(), String> {
         let (name, inline) = match word.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
             None if word.starts_with("-n") && word.len() > 2 && !word.starts_with("--") => {
@@ -175,7 +189,10 @@ impl Flags {
         let mut value = |name: &str| -> Result<String, String> {
             match &inline {
                 Some(v) => Ok(v.clone()),
-                None => rest.next().map(str::to_string).ok_or(format!("{name} needs a value")),
+                None => rest
+                    .next()
+                    .map(str::to_string)
+                    .ok_or(format!("{name} needs a value")),
             }
         };
         match name {
@@ -184,9 +201,14 @@ impl Flags {
             "--address" => self.address = Some(value(name)?),
             n if IGNORED_WITH_VALUE.contains(&n) => {
                 let _ = value(n)?;
-                self.ignored.push((n.to_string(), "Ferry uses its own cluster settings and timeouts".into()));
+                self.ignored.push((
+                    n.to_string(),
+                    "Ferry uses its own cluster settings and timeouts".into(),
+                ));
             }
-            n => self.ignored.push((n.to_string(), "not a flag Ferry knows".into())),
+            n => self
+                .ignored
+                .push((n.to_string(), "not a flag Ferry knows".into())),
         }
         Ok(())
     }
@@ -201,7 +223,10 @@ impl Flags {
             if a == "localhost" {
                 continue;
             }
-            out.push(a.parse().map_err(|_| format!("--address {a} is not an IP address or localhost"))?);
+            out.push(
+                a.parse()
+                    .map_err(|_| format!("--address {a} is not an IP address or localhost"))?,
+            );
         }
         Ok(out)
     }

@@ -1,0 +1,141 @@
+//! `ferry up [NAME...]`: run saved profiles headless until Ctrl-C, one line per state change.
+//!
+//! Without names it starts every profile marked `autostart`, like the app does at launch.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use ferry_core::clients::ClientPool;
+use ferry_core::engine::{Engine, EngineOptions, EventKind, TunnelEvent, TunnelId, TunnelState};
+use ferry_core::profiles::{Profile, ProfileStore};
+use tokio::sync::broadcast::error::RecvError;
+
+/// Start saved profiles and keep them running until Ctrl-C.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Profiles to start (default: every profile marked autostart).
+    pub names: Vec<String>,
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let store = ProfileStore::open_default()?;
+    super::profile::warn_problems(&store);
+    let profiles = choose(&store, &args.names)?;
+    let pool = ClientPool::from_env()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(up(pool, profiles))
+}
+
+/// The named profiles, or the autostart ones; an unknown name is an error listing known ones.
+fn choose(store: &ProfileStore, names: &[String]) -> anyhow::Result<Vec<Profile>> {
+    if names.is_empty() {
+        let auto: Vec<Profile> = store
+            .profiles()
+            .iter()
+            .filter(|p| p.autostart)
+            .cloned()
+            .collect();
+        if auto.is_empty() {
+            bail!(
+                "no profile is marked autostart: name the profiles to start (`ferry up NAME`), see `ferry profile list`"
+            );
+        }
+        return Ok(auto);
+    }
+    names
+        .iter()
+        .map(|name| {
+            store.profile(name).cloned().with_context(|| {
+                let known: Vec<&str> = store.profiles().iter().map(|p| p.name.as_str()).collect();
+                format!(
+                    "no profile named \"{name}\"; saved profiles: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+        })
+        .collect()
+}
+
+async fn up(pool: ClientPool, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(
+        &tokio::runtime::Handle::current(),
+        Arc::new(pool),
+        EngineOptions::default(),
+    );
+    let mut events = engine.events();
+    let mut labels: HashMap<TunnelId, String> = HashMap::new();
+    for profile in &profiles {
+        if profile.tunnels.is_empty() {
+            eprintln!("[{}] has no tunnels", profile.name);
+        }
+        for spec in profile.specs() {
+            let name = spec
+                .alias
+                .clone()
+                .unwrap_or_else(|| spec.target.to_kubectl());
+            let label = format!("[{}] {name}", profile.name);
+            println!("{label}: starting {}", super::profile::describe(spec));
+            labels.insert(engine.start(spec.clone()), label);
+        }
+    }
+    if labels.is_empty() {
+        engine.shutdown().await;
+        bail!("the chosen profiles have no tunnels");
+    }
+    let mut failed = std::collections::HashSet::new();
+    let code = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let Some(label) = labels.get(&event.tunnel) else { continue };
+                    print_event(label, &event);
+                    track_failures(&event, &mut failed);
+                    if failed.len() == labels.len() {
+                        eprintln!("every tunnel has failed; stopping");
+                        break ExitCode::FAILURE;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => eprintln!("({n} events not shown: too many at once)"),
+                Err(RecvError::Closed) => break ExitCode::FAILURE,
+            },
+        }
+    };
+    engine.shutdown().await;
+    Ok(code)
+}
+
+fn track_failures(event: &TunnelEvent, failed: &mut std::collections::HashSet<TunnelId>) {
+    if let EventKind::StateChanged { to, .. } = &event.kind {
+        if *to == TunnelState::Failed {
+            failed.insert(event.tunnel);
+        } else {
+            failed.remove(&event.tunnel);
+        }
+    }
+}
+
+/// `Forwarding from ADDR -> SPEC` for listeners (as kubectl prints), one line per other event.
+fn print_event(label: &str, event: &TunnelEvent) {
+    match &event.kind {
+        EventKind::Listening { address, spec } => {
+            println!("{label}: Forwarding from {address} -> {spec}")
+        }
+        EventKind::StateChanged {
+            to: TunnelState::Failed,
+            ..
+        }
+        | EventKind::ConnectionFailed { .. }
+        | EventKind::Warning { .. } => eprintln!("{label}: {}", event.kind),
+        other => println!("{label}: {other}"),
+    }
+}
