@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch. With no subcommand Ferry opens its window.
 
+pub mod contexts;
+pub mod forward;
 pub mod profile;
 pub mod up;
 
@@ -25,6 +27,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Forward local ports to a pod, service, deployment or selector; survives pod restarts.
+    Forward(forward::ForwardArgs),
+    /// List the kubeconfig contexts (like `kubectl config get-contexts`, with server URLs).
+    Contexts(contexts::ContextsArgs),
     /// Manage saved profiles: list, show, add, rm, export, import.
     Profile(profile::ProfileArgs),
     /// Start saved profiles (default: the autostart ones) and keep them running until Ctrl-C.
@@ -49,6 +55,8 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => crate::ui::run(crate::ui::Options { demo: cli.demo }),
+        Some(Command::Forward(args)) => forward::run(args),
+        Some(Command::Contexts(args)) => contexts::run(args),
         Some(Command::Profile(args)) => profile::run(args),
         Some(Command::Up(args)) => up::run(args),
     }
