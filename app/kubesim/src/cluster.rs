@@ -48,6 +48,12 @@ pub struct Cluster {
     pub name: String,
     pub store: Arc<Store>,
     pub timing: Timing,
+    /// The simulated containers of running pods (listeners, working directories, logs).
+    pub containers: crate::containers::Containers,
+    /// The open port-forward and exec streams (so that a fault can drop them).
+    pub streams: crate::streams::Streams,
+    /// Injected stream faults (port-forward errors, added latency).
+    pub faults: crate::faults::Faults,
     /// The simulation's own bookkeeping (address allocations, pod lifecycles, fault overrides).
     pub sim: crate::sim::SimState,
     /// The listener serving this cluster, once started: fault injection pauses, stops and
@@ -61,6 +67,9 @@ impl Cluster {
             name: name.into(),
             store: Arc::new(Store::default()),
             timing,
+            containers: Default::default(),
+            streams: Default::default(),
+            faults: Default::default(),
             sim: crate::sim::SimState::default(),
             server: std::sync::OnceLock::new(),
         })

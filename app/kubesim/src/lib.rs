@@ -10,13 +10,21 @@
 
 pub mod api;
 pub mod auth;
+pub mod channel;
 pub mod cluster;
+pub mod containers;
 pub mod discovery;
+pub mod exec;
+pub mod faults;
 pub mod kubeconfig;
+pub mod logs;
+pub mod portforward;
+pub mod process;
 pub mod resources;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod streams;
 pub mod tls;
 pub mod world;
 
