@@ -167,7 +167,7 @@ fn replica_sets(cluster: &Cluster, namespace: &str, d: &Value) -> Sets {
             sets.old.push(rs);
         }
     }
-    sets.old.sort_by_key(|rs| revision(rs));
+    sets.old.sort_by_key(revision);
     sets
 }
 

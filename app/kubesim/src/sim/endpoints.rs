@@ -65,14 +65,13 @@ pub fn targets(cluster: &Cluster, namespace: &str, service: &Value) -> Vec<Targe
 }
 
 fn finished(pod: &Value) -> bool {
-    match (
-        str_at(pod, "/spec/restartPolicy"),
-        str_at(pod, "/status/phase"),
-    ) {
-        (Some("Never"), Some("Failed" | "Succeeded")) => true,
-        (Some("OnFailure"), Some("Succeeded")) => true,
-        _ => false,
-    }
+    matches!(
+        (
+            str_at(pod, "/spec/restartPolicy"),
+            str_at(pod, "/status/phase")
+        ),
+        (Some("Never"), Some("Failed" | "Succeeded")) | (Some("OnFailure"), Some("Succeeded"))
+    )
 }
 
 /// A headless service's pods with `hostname` and a matching `subdomain` get DNS names.
@@ -208,7 +207,9 @@ fn set_subsets(endpoints: &mut Value, subsets: &Value) {
 /// Subsets as the real controller packs them: addresses grouped by identical port lists,
 /// sorted by IP; `null` when there are none.
 fn subsets(targets: &[Target], publish_not_ready: bool, portless: bool) -> Value {
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    // port list → (ready addresses, not-ready addresses, ports)
+    type Subset = (Vec<Value>, Vec<Value>, Vec<Value>);
+    let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
     for t in targets {
         if t.terminating && !publish_not_ready {
             continue;

@@ -297,7 +297,10 @@ fn start_containers(pod: &mut Value, pod_ip: &str, restarts: i64) {
             let last = previous
                 .iter()
                 .find(|s| str_at(s, "/name") == str_at(c, "/name"))
-                .and_then(|s| s.get("lastState").cloned())
+                .and_then(|s| match s.pointer("/state/terminated") {
+                    Some(t) => Some(json!({"terminated": t})),
+                    None => s.get("lastState").cloned(),
+                })
                 .unwrap_or(json!({}));
             let mut s = running_status(c, &now, restarts);
             s["lastState"] = last;
@@ -367,23 +370,59 @@ fn set_ready(pod: &mut Value, ready: bool) {
     pod["status"]["conditions"] = json!(conditions);
 }
 
+/// Like a real kubelet: the first exit (`Error`) is restarted at once; later ones wait in
+/// `CrashLoopBackOff` for a back-off that doubles each time (10 s … 5 min as reported; the
+/// actual wait is scaled by the cluster's timing).
 async fn crash_loop(pod: &PodRef, pod_ip: &str, timing: &crate::cluster::Timing) {
     let base = (timing.pod_start * 8).max(Duration::from_millis(100));
     let mut restarts: i64 = 0;
     loop {
         tokio::time::sleep(timing.pod_ready).await;
-        let backoff_secs = (10u64 << restarts.min(5)).min(300);
-        let alive = pod.update(|p, _| crash(p, backoff_secs));
-        if !alive {
-            return;
-        }
-        let wait = (base * (1u32 << restarts.min(5) as u32)).min(base * 30);
+        let wait = if restarts == 0 {
+            if !pod.update(|p, _| exit_with_error(p)) {
+                return;
+            }
+            timing.pod_start
+        } else {
+            let doublings = (restarts - 1).min(5) as u32;
+            let backoff_secs = (10u64 << doublings).min(300);
+            if !pod.update(|p, _| crash(p, backoff_secs)) {
+                return;
+            }
+            (base * (1u32 << doublings)).min(base * 30)
+        };
         tokio::time::sleep(wait).await;
         restarts += 1;
         if !pod.update(|p, _| start_containers(p, pod_ip, restarts)) {
             return;
         }
     }
+}
+
+/// The containers' terminated state after exiting with an error.
+fn terminated_with_error(status: &Value, now: &str) -> Value {
+    let started_at = status
+        .pointer("/state/running/startedAt")
+        .cloned()
+        .unwrap_or(json!(now));
+    json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now,
+        "containerID": status.get("containerID").cloned().unwrap_or(Value::Null)}})
+}
+
+/// Every container has just exited with an error (`kubectl get` shows `Error`).
+fn exit_with_error(pod: &mut Value) {
+    let now = now_rfc3339();
+    if let Some(statuses) = pod
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for s in statuses.iter_mut() {
+            s["state"] = terminated_with_error(s, &now);
+            s["ready"] = json!(false);
+            s["started"] = json!(false);
+        }
+    }
+    set_ready(pod, false);
 }
 
 /// Every container exits with an error and waits in `CrashLoopBackOff`.
@@ -399,14 +438,8 @@ fn crash(pod: &mut Value, backoff_secs: u64) {
         .and_then(Value::as_array_mut)
     {
         for s in statuses.iter_mut() {
-            let started_at = s
-                .pointer("/state/running/startedAt")
-                .cloned()
-                .unwrap_or(json!(now));
             let container = str_at(s, "/name").unwrap_or_default().to_string();
-            s["lastState"] = json!({"terminated": {
-                "exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now,
-                "containerID": s.get("containerID").cloned().unwrap_or(Value::Null)}});
+            s["lastState"] = terminated_with_error(s, &now);
             s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!(
                 "back-off {} restarting failed container={container} pod={pod_name}_{ns}({pod_uid})",
                 go_duration(backoff_secs))}});

@@ -254,7 +254,8 @@ fn push(object: &mut Value, field: &str, item: Value) {
 /// its requests for cpu and memory, `Burstable` otherwise.
 fn qos_class(spec: &Value) -> &'static str {
     let containers = array_at(spec, "/containers");
-    let resources: Vec<(&Map<String, Value>, &Map<String, Value>)> = containers
+    type Resources<'a> = (&'a Map<String, Value>, &'a Map<String, Value>);
+    let resources: Vec<Resources> = containers
         .iter()
         .map(|c| {
             let get = |k: &str| {

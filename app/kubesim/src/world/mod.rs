@@ -281,11 +281,11 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
         let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if is_separator {
             docs.push((i + 2, String::new()));
-        } else if line != "..." {
-            if let Some((_, body)) = docs.last_mut() {
-                body.push_str(line);
-                body.push('\n');
-            }
+        } else if line != "..."
+            && let Some((_, body)) = docs.last_mut()
+        {
+            body.push_str(line);
+            body.push('\n');
         }
     }
     docs
