@@ -145,17 +145,23 @@ impl CatalogView {
 
     /// A pod of the current namespace by name.
     pub fn pod(&self, name: &str) -> Option<&Arc<Pod>> {
-        self.pods.iter().find(|p| p.metadata.name.as_deref() == Some(name))
+        self.pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
     }
 
     /// A service of the current namespace by name.
     pub fn service(&self, name: &str) -> Option<&Arc<Service>> {
-        self.services.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+        self.services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
     /// A deployment of the current namespace by name.
     pub fn deployment(&self, name: &str) -> Option<&Arc<Deployment>> {
-        self.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name))
+        self.deployments
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name))
     }
 }
 
@@ -204,7 +210,9 @@ struct Publisher {
 
 impl Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("context", &self.shared.publisher.context).finish_non_exhaustive()
+        f.debug_struct("Catalog")
+            .field("context", &self.shared.publisher.context)
+            .finish_non_exhaustive()
     }
 }
 
@@ -212,7 +220,9 @@ impl Catalog {
     /// Starts watching `context`, in `namespace` (or the context's default namespace).
     pub fn start(pool: &ClientPool, context: &str, namespace: Option<&str>) -> Catalog {
         let default_namespace = pool.default_namespace(context);
-        let namespace = namespace.map(str::to_string).unwrap_or_else(|| default_namespace.clone());
+        let namespace = namespace
+            .map(str::to_string)
+            .unwrap_or_else(|| default_namespace.clone());
         let (tx, _) = watch::channel(CatalogView::new(context, &namespace));
         let publisher = Arc::new(Publisher {
             context: context.to_string(),
@@ -291,10 +301,18 @@ impl Catalog {
         let ns = Some(namespace);
         let tasks = vec![
             self.spawn_list::<Pod>(ListKind::Pods, ns, Api::namespaced, |v, s| v.pods = s),
-            self.spawn_list::<Service>(ListKind::Services, ns, Api::namespaced, |v, s| v.services = s),
-            self.spawn_list::<Endpoints>(ListKind::Endpoints, ns, Api::namespaced, |v, s| v.endpoints = s),
-            self.spawn_list::<Deployment>(ListKind::Deployments, ns, Api::namespaced, |v, s| v.deployments = s),
-            self.spawn_list::<Ingress>(ListKind::Ingresses, ns, Api::namespaced, |v, s| v.ingresses = s),
+            self.spawn_list::<Service>(ListKind::Services, ns, Api::namespaced, |v, s| {
+                v.services = s
+            }),
+            self.spawn_list::<Endpoints>(ListKind::Endpoints, ns, Api::namespaced, |v, s| {
+                v.endpoints = s
+            }),
+            self.spawn_list::<Deployment>(ListKind::Deployments, ns, Api::namespaced, |v, s| {
+                v.deployments = s
+            }),
+            self.spawn_list::<Ingress>(ListKind::Ingresses, ns, Api::namespaced, |v, s| {
+                v.ingresses = s
+            }),
         ];
         lock(&self.shared.tasks).namespaced = tasks;
     }
@@ -368,7 +386,9 @@ where
             match event {
                 Ok(Event::Init) => initial = Some(BTreeMap::new()),
                 Ok(Event::InitApply(obj)) => {
-                    initial.get_or_insert_with(BTreeMap::new).insert(key(&obj), Arc::new(obj));
+                    initial
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(key(&obj), Arc::new(obj));
                 }
                 Ok(Event::InitDone) => {
                     items = initial.take().unwrap_or_default();
@@ -387,7 +407,12 @@ where
                 }
                 Err(err) => {
                     let access = Access::watch(self.kind.resource(), self.namespace.as_deref());
-                    let err = ClusterError::from_watcher(&self.publisher.context, &self.publisher.server, &access, &err);
+                    let err = ClusterError::from_watcher(
+                        &self.publisher.context,
+                        &self.publisher.server,
+                        &access,
+                        &err,
+                    );
                     let gone = matches!(&err, ClusterError::Api { code: 410, .. });
                     if !gone {
                         self.failed(err);
@@ -401,8 +426,8 @@ where
 
     fn publish(&self, items: &BTreeMap<(String, String), Arc<K>>) {
         let snapshot: Snapshot<K> = Arc::new(items.values().cloned().collect());
-        let names: Option<Vec<String>> =
-            (self.kind == ListKind::Namespaces).then(|| items.keys().map(|(_, n)| n.clone()).collect());
+        let names: Option<Vec<String>> = (self.kind == ListKind::Namespaces)
+            .then(|| items.keys().map(|(_, n)| n.clone()).collect());
         let (kind, set, namespace) = (self.kind, self.set, self.namespace.clone());
         if let Some(names) = names {
             *lock(&self.publisher.watched_namespaces) = Arc::new(names);
@@ -443,7 +468,12 @@ impl Publisher {
 }
 
 /// Connection state and namespace choices, from the list states.
-fn derive(v: &mut CatalogView, watched: &Arc<Vec<String>>, typed: &[String], default_namespace: &str) {
+fn derive(
+    v: &mut CatalogView,
+    watched: &Arc<Vec<String>>,
+    typed: &[String],
+    default_namespace: &str,
+) {
     let ns_state = v.lists.get(&ListKind::Namespaces);
     v.namespaces_forbidden = matches!(ns_state, Some(ListState::Failed(e)) if e.is_forbidden());
     v.namespaces = if matches!(ns_state, Some(ListState::Ready)) {
@@ -473,11 +503,16 @@ fn connection_state(lists: &BTreeMap<ListKind, ListState>) -> ConnectionState {
             _ => None,
         })
         .collect();
-    let blocking = failures
-        .iter()
-        .find(|e| !matches!(e, ClusterError::Forbidden { .. } | ClusterError::NotFound { .. }));
+    let blocking = failures.iter().find(|e| {
+        !matches!(
+            e,
+            ClusterError::Forbidden { .. } | ClusterError::NotFound { .. }
+        )
+    });
     match (blocking, failures.first()) {
-        (Some(err), _) => ConnectionState::Error { reason: err.to_string() },
+        (Some(err), _) => ConnectionState::Error {
+            reason: err.to_string(),
+        },
         (None, Some(first)) if failures.len() == lists.len() => ConnectionState::Error {
             reason: first.to_string(),
         },
@@ -516,7 +551,9 @@ impl Backoff {
     }
 
     fn next_delay(&mut self) -> Duration {
-        let cap = Self::MIN.saturating_mul(1u32 << self.attempt.min(8)).min(Self::MAX);
+        let cap = Self::MIN
+            .saturating_mul(1u32 << self.attempt.min(8))
+            .min(Self::MAX);
         self.attempt = self.attempt.saturating_add(1);
         let jitter: f64 = rand::random_range(0.5..=1.0);
         cap.mul_f64(jitter).max(Self::MIN)

@@ -39,7 +39,9 @@ struct Inner {
 
 impl std::fmt::Debug for ClientPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientPool").field("paths", &self.inner.paths).finish_non_exhaustive()
+        f.debug_struct("ClientPool")
+            .field("paths", &self.inner.paths)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +115,9 @@ impl ClientPool {
 
     /// The kubeconfig's `current-context` (what kubectl uses without `--context`).
     pub fn current_context(&self) -> Option<String> {
-        read(&self.inner.kubeconfig).current_context().map(str::to_string)
+        read(&self.inner.kubeconfig)
+            .current_context()
+            .map(str::to_string)
     }
 
     /// The namespace to use in a context when none was chosen (the context's, else `default`).
@@ -134,10 +138,16 @@ impl ClientPool {
     /// plugin). Fails with [`ClusterError::UnknownContext`], [`ClusterError::BadContext`]
     /// (naming the kubeconfig file), or exec plugin errors. Does not contact the API server.
     pub async fn client(&self, context: &str) -> Result<kube::Client, ClusterError> {
-        if let Some((_, client)) = read(&self.inner.in_app).iter().find(|(i, _)| i.name == context) {
+        if let Some((_, client)) = read(&self.inner.in_app)
+            .iter()
+            .find(|(i, _)| i.name == context)
+        {
             return Ok(client.clone());
         }
-        let cell = lock(&self.inner.clients).entry(context.to_string()).or_default().clone();
+        let cell = lock(&self.inner.clients)
+            .entry(context.to_string())
+            .or_default()
+            .clone();
         cell.get_or_try_init(|| self.build(context)).await.cloned()
     }
 
@@ -156,7 +166,10 @@ impl ClientPool {
                     known: loaded.contexts().into_iter().map(|c| c.name).collect(),
                 });
             }
-            (loaded.merged.clone(), loaded.source_of(context).map(|p| p.display().to_string()))
+            (
+                loaded.merged.clone(),
+                loaded.source_of(context).map(|p| p.display().to_string()),
+            )
         };
         let mut config = config_for(context, merged, source.as_deref()).await?;
         if let Some(exec) = config.auth_info.exec.as_mut() {
@@ -165,7 +178,11 @@ impl ClientPool {
                 .map_err(|e| other(context, &e))?;
             exec_auth::prepare(context, exec, dirs)?;
         }
-        let command = config.auth_info.exec.as_ref().and_then(|e| e.command.clone());
+        let command = config
+            .auth_info
+            .exec
+            .as_ref()
+            .and_then(|e| e.command.clone());
         let ctx = context.to_string();
         // Building the client runs the exec plugin synchronously: keep it off the async workers.
         let built = tokio::task::spawn_blocking(move || kube::Client::try_from(config))

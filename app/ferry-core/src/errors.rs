@@ -79,7 +79,10 @@ pub enum ClusterError {
     Kubeconfig(#[from] KubeconfigError),
 
     /// A context name that is in no kubeconfig file (and no in-app cluster).
-    #[error("there is no context named \"{name}\"; known contexts: {}", list_or_none(known))]
+    #[error(
+        "there is no context named \"{name}\"; known contexts: {}",
+        list_or_none(known)
+    )]
     UnknownContext { name: String, known: Vec<String> },
 
     /// The context exists but cannot be turned into a client (missing cluster entry, bad
@@ -139,7 +142,11 @@ pub enum ClusterError {
     },
 
     /// The object is gone or never existed (404).
-    #[error("{} not found{} (context \"{context}\")", what_of(access), ns_of(access))]
+    #[error(
+        "{} not found{} (context \"{context}\")",
+        what_of(access),
+        ns_of(access)
+    )]
     NotFound { context: String, access: Access },
 
     /// Any other answer from the API server.
@@ -162,7 +169,9 @@ impl ClusterError {
     pub fn from_kube(context: &str, url: &str, access: &Access, err: &kube::Error) -> Self {
         let context = context.to_string();
         match err {
-            kube::Error::Api(status) => from_status(context, url, access, status.code, &status.message),
+            kube::Error::Api(status) => {
+                from_status(context, url, access, status.code, &status.message)
+            }
             kube::Error::HyperError(e) => ClusterError::Unreachable {
                 context,
                 url: url.to_string(),
@@ -192,16 +201,30 @@ impl ClusterError {
     }
 
     /// Like [`ClusterError::from_kube`] for errors from `kube::runtime::watcher` streams.
-    pub fn from_watcher(context: &str, url: &str, access: &Access, err: &kube::runtime::watcher::Error) -> Self {
+    pub fn from_watcher(
+        context: &str,
+        url: &str,
+        access: &Access,
+        err: &kube::runtime::watcher::Error,
+    ) -> Self {
         use kube::runtime::watcher::Error as W;
         match err {
             W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => {
                 ClusterError::from_kube(context, url, access, e)
             }
-            W::WatchError(status) => from_status(context.to_string(), url, access, status.code, &status.message),
+            W::WatchError(status) => from_status(
+                context.to_string(),
+                url,
+                access,
+                status.code,
+                &status.message,
+            ),
             W::NoResourceVersion => ClusterError::Other {
                 context: context.to_string(),
-                reason: format!("the API server cannot watch {} (no resourceVersion)", access.resource),
+                reason: format!(
+                    "the API server cannot watch {} (no resourceVersion)",
+                    access.resource
+                ),
             },
         }
     }
@@ -224,7 +247,13 @@ impl ClusterError {
     }
 }
 
-fn from_status(context: String, url: &str, access: &Access, code: u16, message: &str) -> ClusterError {
+fn from_status(
+    context: String,
+    url: &str,
+    access: &Access,
+    code: u16,
+    message: &str,
+) -> ClusterError {
     match code {
         401 => ClusterError::Unauthorized {
             context,
@@ -258,7 +287,9 @@ fn upgrade_error(
 ) -> ClusterError {
     use kube::client::UpgradeConnectionError as U;
     match err {
-        U::ProtocolSwitch(status) => from_status(context, url, access, status.as_u16(), &error_chain(err)),
+        U::ProtocolSwitch(status) => {
+            from_status(context, url, access, status.as_u16(), &error_chain(err))
+        }
         other => ClusterError::Other {
             context,
             reason: error_chain(other),
@@ -293,12 +324,19 @@ fn list_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
         return "nowhere (no PATH)".to_string();
     }
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn what_of(access: &Access) -> String {
     match &access.name {
-        Some(name) => format!("{} \"{name}\"", access.resource.split('/').next().unwrap_or("object")),
+        Some(name) => format!(
+            "{} \"{name}\"",
+            access.resource.split('/').next().unwrap_or("object")
+        ),
         None => access.resource.clone(),
     }
 }

@@ -29,7 +29,9 @@ pub fn search_path() -> &'static [PathBuf] {
     static PATH: OnceLock<Vec<PathBuf>> = OnceLock::new();
     PATH.get_or_init(|| {
         let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
-        let process = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+        let process = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
         let shell = login_shell_path().unwrap_or_default();
         combine(process, shell, usual_places(home.as_deref()))
     })
@@ -89,7 +91,10 @@ pub fn usual_places(home: Option<&Path>) -> Vec<PathBuf> {
 pub fn login_shell_path() -> Option<Vec<PathBuf>> {
     let shell = std::env::var_os("SHELL")?;
     let mut child = Command::new(&shell)
-        .args(["-lic", "printf '\\n__FERRY_PATH__%s__FERRY_END__\\n' \"$PATH\""])
+        .args([
+            "-lic",
+            "printf '\\n__FERRY_PATH__%s__FERRY_END__\\n' \"$PATH\"",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -128,7 +133,9 @@ pub fn find_executable(command: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     if as_path.components().count() > 1 || as_path.is_absolute() {
         return is_executable(as_path).then(|| as_path.to_path_buf());
     }
-    dirs.iter().map(|d| d.join(command)).find(|p| is_executable(p))
+    dirs.iter()
+        .map(|d| d.join(command))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -171,7 +178,9 @@ pub fn prepare(context: &str, exec: &mut ExecConfig, dirs: &[PathBuf]) -> Result
     tracing::debug!(context, plugin = %found.display(), "exec credential plugin resolved");
     exec.command = Some(found.to_string_lossy().into_owned());
     let env = exec.env.get_or_insert_with(Vec::new);
-    let sets_path = env.iter().any(|e| e.get("name").map(String::as_str) == Some("PATH"));
+    let sets_path = env
+        .iter()
+        .any(|e| e.get("name").map(String::as_str) == Some("PATH"));
     if !sets_path && let Ok(joined) = std::env::join_paths(dirs) {
         env.push(HashMap::from([
             ("name".to_string(), "PATH".to_string()),

@@ -54,7 +54,10 @@ pub struct ContextInfo {
 impl ContextInfo {
     /// The namespace to use when the user chose none: the context's, else `default`.
     pub fn default_namespace(&self) -> &str {
-        self.namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("default")
+        self.namespace
+            .as_deref()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or("default")
     }
 }
 
@@ -106,8 +109,13 @@ impl LoadedKubeconfig {
 
     fn add(&mut self, path: &Path, doc: Kubeconfig) -> Result<(), KubeconfigError> {
         for ctx in &doc.contexts {
-            if !self.context_sources.iter().any(|(name, _)| name == &ctx.name) {
-                self.context_sources.push((ctx.name.clone(), path.to_path_buf()));
+            if !self
+                .context_sources
+                .iter()
+                .any(|(name, _)| name == &ctx.name)
+            {
+                self.context_sources
+                    .push((ctx.name.clone(), path.to_path_buf()));
             }
         }
         let merged = std::mem::take(&mut self.merged);
@@ -121,7 +129,10 @@ impl LoadedKubeconfig {
 
     /// The `current-context`, if any file sets it (to a non-empty name).
     pub fn current_context(&self) -> Option<&str> {
-        self.merged.current_context.as_deref().filter(|c| !c.is_empty())
+        self.merged
+            .current_context
+            .as_deref()
+            .filter(|c| !c.is_empty())
     }
 
     /// All contexts, in file order (as kubectl lists them, sorted by name).
@@ -133,7 +144,9 @@ impl LoadedKubeconfig {
             .iter()
             .map(|named| {
                 let ctx = named.context.clone().unwrap_or_default();
-                let server = self.cluster(&ctx.cluster).and_then(|c| c.cluster.as_ref()?.server.clone());
+                let server = self
+                    .cluster(&ctx.cluster)
+                    .and_then(|c| c.cluster.as_ref()?.server.clone());
                 let uses_exec_plugin = ctx
                     .user
                     .as_deref()
@@ -171,15 +184,27 @@ impl LoadedKubeconfig {
 
 /// The files kubectl reads: the `KUBECONFIG` list if set and non-empty, else `~/.kube/config`.
 pub fn paths_from_env() -> Vec<PathBuf> {
-    if let Some(value) = std::env::var_os("KUBECONFIG") {
-        let paths: Vec<PathBuf> = std::env::split_paths(&value)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
-        if !paths.is_empty() {
-            return paths;
-        }
+    paths_from(std::env::var_os("KUBECONFIG"), default_path())
+}
+
+/// [`paths_from_env`] without the environment: `kubeconfig_var` split on the platform's list
+/// separator, empty entries dropped; `default` when that leaves nothing.
+pub fn paths_from(
+    kubeconfig_var: Option<std::ffi::OsString>,
+    default: Option<PathBuf>,
+) -> Vec<PathBuf> {
+    let listed: Vec<PathBuf> = kubeconfig_var
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        default.into_iter().collect()
+    } else {
+        listed
     }
-    default_path().into_iter().collect()
 }
 
 /// `~/.kube/config`, if a home directory is known.

@@ -5,21 +5,30 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     /// A named remote port that none of the pod's containers declares.
-    #[error("pod \"{pod}\" has no container port named \"{name}\"; {}", names_that_exist(available))]
+    #[error(
+        "pod \"{pod}\" has no container port named \"{name}\"; {}",
+        names_that_exist(available)
+    )]
     PodPortNameNotFound {
         pod: String,
         name: String,
         available: Vec<String>,
     },
     /// A named remote port that the service does not declare.
-    #[error("service \"{service}\" has no port named \"{name}\"; {}", names_that_exist(available))]
+    #[error(
+        "service \"{service}\" has no port named \"{name}\"; {}",
+        names_that_exist(available)
+    )]
     ServicePortNameNotFound {
         service: String,
         name: String,
         available: Vec<String>,
     },
     /// A numeric remote port that is not one of the service's ports.
-    #[error("service \"{service}\" has no port {port}; its ports are: {}", list_or_none(available))]
+    #[error(
+        "service \"{service}\" has no port {port}; its ports are: {}",
+        list_or_none(available)
+    )]
     ServicePortNotFound {
         service: String,
         port: u16,
@@ -56,5 +65,9 @@ fn names_that_exist(names: &[String]) -> String {
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() { "none".to_string() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
 }

@@ -17,5 +17,10 @@ pub use ports::{
     all_service_ports, local_port, resolve_pod_port, resolve_service_port, service_port_number,
     wants_client_affinity,
 };
-pub use rank::{compare_pods, is_pod_ready, is_terminating, rank_pods, rank_ready_pods, require_running};
+pub use rank::{
+    compare_pods, is_pod_ready, is_terminating, rank_pods, rank_ready_pods, require_running,
+};
 pub use selector::{PodQuery, TargetObject, parse_selector, target_selector};
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,11 @@ use crate::spec::{LocalPort, PortSpec, RemotePort};
 
 /// The container port on `pod` that `remote` (a service port number or name) reaches through
 /// `svc`. Call again for each pod: a named `targetPort` may map to different numbers.
-pub fn resolve_service_port(svc: &Service, pod: &Pod, remote: &RemotePort) -> Result<u16, ResolveError> {
+pub fn resolve_service_port(
+    svc: &Service,
+    pod: &Pod,
+    remote: &RemotePort,
+) -> Result<u16, ResolveError> {
     let port = find_service_port(svc, remote)?;
     let number = port_u16(port.port);
     if is_headless(svc) {
@@ -45,7 +49,10 @@ pub fn resolve_pod_port(pod: &Pod, remote: &RemotePort) -> Result<u16, ResolveEr
         RemotePort::Number(n) => *n,
         RemotePort::Name(name) => container_port_by_name(pod, name)?,
     };
-    if udp_only(container_ports(pod).map(|p| (p.container_port, p.protocol.as_deref())), number) {
+    if udp_only(
+        container_ports(pod).map(|p| (p.container_port, p.protocol.as_deref())),
+        number,
+    ) {
         return Err(ResolveError::UdpOnly {
             what: format!("pod \"{}\"", pod_name(pod)),
             port: remote.to_string(),
@@ -77,7 +84,11 @@ pub fn all_service_ports(svc: &Service) -> Vec<PortSpec> {
         if number == 0 || out.iter().any(|s| s.remote == RemotePort::Number(number)) {
             continue;
         }
-        let local = if number >= 1024 { LocalPort::SameAsRemote } else { LocalPort::Any };
+        let local = if number >= 1024 {
+            LocalPort::SameAsRemote
+        } else {
+            LocalPort::Any
+        };
         out.push(PortSpec {
             local,
             remote: RemotePort::Number(number),
@@ -88,12 +99,18 @@ pub fn all_service_ports(svc: &Service) -> Vec<PortSpec> {
 
 /// Whether a service asks for `sessionAffinity: ClientIP` (used by `Spread::FollowService`).
 pub fn wants_client_affinity(svc: &Service) -> bool {
-    svc.spec.as_ref().and_then(|s| s.session_affinity.as_deref()) == Some("ClientIP")
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.session_affinity.as_deref())
+        == Some("ClientIP")
 }
 
 /// The service port a remote names, preferring the TCP entry when a number is declared for
 /// both TCP and UDP; refuses UDP-only ports.
-fn find_service_port<'a>(svc: &'a Service, remote: &RemotePort) -> Result<&'a ServicePort, ResolveError> {
+fn find_service_port<'a>(
+    svc: &'a Service,
+    remote: &RemotePort,
+) -> Result<&'a ServicePort, ResolveError> {
     let ports: Vec<&ServicePort> = svc
         .spec
         .as_ref()
@@ -101,7 +118,11 @@ fn find_service_port<'a>(svc: &'a Service, remote: &RemotePort) -> Result<&'a Se
         .map(|p| p.iter().collect())
         .unwrap_or_default();
     let matching: Vec<&ServicePort> = match remote {
-        RemotePort::Number(n) => ports.iter().copied().filter(|p| p.port == i32::from(*n)).collect(),
+        RemotePort::Number(n) => ports
+            .iter()
+            .copied()
+            .filter(|p| p.port == i32::from(*n))
+            .collect(),
         RemotePort::Name(name) => ports
             .iter()
             .copied()
@@ -144,7 +165,9 @@ fn container_port_by_name(pod: &Pod, name: &str) -> Result<u16, ResolveError> {
     Err(ResolveError::PodPortNameNotFound {
         pod: pod_name(pod).to_string(),
         name: name.to_string(),
-        available: container_ports(pod).filter_map(|p| p.name.clone()).collect(),
+        available: container_ports(pod)
+            .filter_map(|p| p.name.clone())
+            .collect(),
     })
 }
 
@@ -152,7 +175,10 @@ fn container_port_by_name(pod: &Pod, name: &str) -> Result<u16, ResolveError> {
 fn container_ports(pod: &Pod) -> impl Iterator<Item = &ContainerPort> {
     let spec = pod.spec.as_ref();
     let main = spec.map(|s| s.containers.iter()).into_iter().flatten();
-    let init = spec.and_then(|s| s.init_containers.as_ref()).into_iter().flatten();
+    let init = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten();
     main.chain(init).flat_map(|c| c.ports.iter().flatten())
 }
 

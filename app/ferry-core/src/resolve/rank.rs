@@ -55,7 +55,11 @@ pub fn compare_pods(a: &Pod, b: &Pod) -> Ordering {
 
 /// kubectl refuses to forward to a pod that is not Running; so does Ferry.
 pub fn require_running(pod: &Pod) -> Result<(), ResolveError> {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Unknown");
     if phase == "Running" {
         Ok(())
     } else {
@@ -142,7 +146,10 @@ fn created(pod: &Pod) -> Option<Timestamp> {
 }
 
 fn node(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("")
 }
 
 fn name(pod: &Pod) -> &str {

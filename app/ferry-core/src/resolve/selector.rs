@@ -37,7 +37,9 @@ impl PodQuery {
     /// Watch parameters that make the API server send only this target's pods.
     pub fn watcher_config(&self) -> watcher::Config {
         match self {
-            PodQuery::Name(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
+            PodQuery::Name(name) => {
+                watcher::Config::default().fields(&format!("metadata.name={name}"))
+            }
             PodQuery::Labels(selector) => watcher::Config::default().labels_from(selector),
         }
     }
@@ -54,11 +56,16 @@ pub enum TargetObject<'a> {
 /// The pods a target stands for. `pod/NAME` and typed selectors need no object; services and
 /// deployments need theirs (`ResolveError::ObjectNeeded` otherwise). A service without a
 /// selector is refused with an explanation.
-pub fn target_selector(target: &Target, object: Option<TargetObject<'_>>) -> Result<PodQuery, ResolveError> {
+pub fn target_selector(
+    target: &Target,
+    object: Option<TargetObject<'_>>,
+) -> Result<PodQuery, ResolveError> {
     match (target, object) {
         (Target::Pod(name), _) => Ok(PodQuery::Name(name.clone())),
         (Target::Selector(text), _) => parse_selector(text).map(PodQuery::Labels),
-        (Target::Service(_), Some(TargetObject::Service(svc))) => service_selector(svc).map(PodQuery::Labels),
+        (Target::Service(_), Some(TargetObject::Service(svc))) => {
+            service_selector(svc).map(PodQuery::Labels)
+        }
         (Target::Deployment(_), Some(TargetObject::Deployment(dep))) => {
             deployment_selector(dep).map(PodQuery::Labels)
         }
@@ -71,7 +78,11 @@ pub fn target_selector(target: &Target, object: Option<TargetObject<'_>>) -> Res
 /// A service's pods. Services without a selector (backed by manual Endpoints, often pointing
 /// outside the cluster) are refused: there is no pod to forward to.
 pub fn service_selector(svc: &Service) -> Result<Selector, ResolveError> {
-    let map = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+    let map = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
     if map.is_empty() {
         return Err(ResolveError::ServiceWithoutSelector {
             service: svc.metadata.name.clone().unwrap_or_default(),
@@ -106,9 +117,14 @@ pub fn parse_selector(text: &str) -> Result<Selector, ResolveError> {
     };
     let tokens = tokenize(text).map_err(|r| bad(&r))?;
     if tokens.is_empty() {
-        return Err(bad("it is empty; give at least one requirement such as app=web"));
+        return Err(bad(
+            "it is empty; give at least one requirement such as app=web",
+        ));
     }
-    let mut parser = Parser { tokens: &tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens: &tokens,
+        pos: 0,
+    };
     let mut selector = Selector::default();
     loop {
         selector.extend(parser.requirement().map_err(|r| bad(&r))?);
@@ -220,7 +236,10 @@ impl Parser<'_> {
     fn key(&mut self) -> Result<String, String> {
         match self.next() {
             Some(Token::Word(w)) => check_key(&w).map(|()| w),
-            Some(other) => Err(format!("expected a label key after '!', found {}", other.describe())),
+            Some(other) => Err(format!(
+                "expected a label key after '!', found {}",
+                other.describe()
+            )),
             None => Err("expected a label key after '!'".into()),
         }
     }
@@ -240,9 +259,15 @@ impl Parser<'_> {
                 let negate = w == "notin";
                 self.pos += 1;
                 let values = self.set()?;
-                Ok(if negate { Expression::NotIn(key, values) } else { Expression::In(key, values) })
+                Ok(if negate {
+                    Expression::NotIn(key, values)
+                } else {
+                    Expression::In(key, values)
+                })
             }
-            Some(Token::Compare) => Err("numeric comparisons ('<', '>') are not supported here".into()),
+            Some(Token::Compare) => {
+                Err("numeric comparisons ('<', '>') are not supported here".into())
+            }
             Some(other) => Err(format!(
                 "expected '=', '!=', 'in' or 'notin' after \"{key}\", found {}",
                 other.describe()
@@ -299,7 +324,9 @@ fn check_key(key: &str) -> Result<(), String> {
     if let Some(prefix) = prefix
         && !is_dns_subdomain(prefix)
     {
-        return Err(format!("label key prefix \"{prefix}\" must be a DNS subdomain such as example.com"));
+        return Err(format!(
+            "label key prefix \"{prefix}\" must be a DNS subdomain such as example.com"
+        ));
     }
     if name.is_empty() || !is_label_value(name) {
         return Err(format!(
@@ -326,7 +353,9 @@ fn is_label_value(v: &str) -> bool {
     }
     let bytes = v.as_bytes();
     v.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -338,7 +367,8 @@ fn is_dns_subdomain(s: &str) -> bool {
             let b = label.as_bytes();
             !b.is_empty()
                 && b.len() <= 63
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
                 && b.first().is_some_and(|c| c.is_ascii_alphanumeric())
                 && b.last().is_some_and(|c| c.is_ascii_alphanumeric())
         })
