@@ -27,78 +27,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::logs::ContainerLog;
+use crate::sim::{PortBehaviour as Behaviour, port_behaviour};
 use crate::store::{EventType, Store};
 
-/// Annotation prefix choosing a port's behaviour: `kubesim.ferry.dev/port.<name or number>`.
-pub const PORT_ANNOTATION_PREFIX: &str = "kubesim.ferry.dev/port.";
 /// Annotation naming the container kubectl picks when none is given.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 /// How often a running container writes a heartbeat line to its log.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Read/write chunk size of the byte-stream behaviours.
 const CHUNK: usize = 64 * 1024;
-
-/// What a simulated container port does with a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
-    /// HTTP/1.1 keep-alive: `You've hit <pod>\n`, `/headers`, `/bytes/N`.
-    HttpHello,
-    /// Sends every byte back.
-    Echo,
-    /// Reads and drops everything.
-    Discard,
-    /// Writes an endless stream: byte `i` of a connection is `i % 256`.
-    Source,
-    /// Nothing listens: connections are refused.
-    Closed,
-}
-
-impl Behaviour {
-    /// Parses an annotation value; `None` for an unknown word.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.trim() {
-            "http-hello" => Self::HttpHello,
-            "echo" => Self::Echo,
-            "discard" => Self::Discard,
-            "source" => Self::Source,
-            "closed" => Self::Closed,
-            _ => return None,
-        })
-    }
-
-    /// The annotation word for this behaviour.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HttpHello => "http-hello",
-            Self::Echo => "echo",
-            Self::Discard => "discard",
-            Self::Source => "source",
-            Self::Closed => "closed",
-        }
-    }
-}
-
-/// The behaviour of one container port of a pod: the annotation for the port's name, else for
-/// its number, else `http-hello`.
-pub fn port_behaviour(pod: &Value, port: &Value) -> Behaviour {
-    let annotations = pod.pointer("/metadata/annotations");
-    let lookup = |key: String| {
-        annotations
-            .and_then(|a| a.get(PORT_ANNOTATION_PREFIX.to_string() + &key))
-            .and_then(Value::as_str)
-            .and_then(Behaviour::parse)
-    };
-    let by_name = port
-        .get("name")
-        .and_then(Value::as_str)
-        .and_then(|n| lookup(n.to_string()));
-    let by_number = || {
-        port.get("containerPort")
-            .and_then(Value::as_i64)
-            .and_then(|n| lookup(n.to_string()))
-    };
-    by_name.or_else(by_number).unwrap_or(Behaviour::HttpHello)
-}
 
 /// Why a `container=` choice was refused (the apiserver's words, 400 BadRequest).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -418,10 +355,17 @@ fn reconcile(containers: &Containers, namespace: &str, name: &str, pod: Option<&
 /// A pod runs its containers while it is `Running` and not being deleted (a terminating pod's
 /// containers have been sent SIGTERM; simulated ones exit at once).
 fn is_running(pod: &Value) -> bool {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    // A crash-looping container is not running even though the pod's phase says Running.
+    let some_container_runs = statuses
+        .is_none_or(|cs| cs.is_empty() || cs.iter().any(|c| c.pointer("/state/running").is_some()));
     pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
         && pod
             .pointer("/metadata/deletionTimestamp")
             .is_none_or(Value::is_null)
+        && some_container_runs
 }
 
 fn str_at(v: &Value, pointer: &str) -> String {
@@ -471,7 +415,7 @@ fn start_pod(pod: &Value) -> std::io::Result<RunningPod> {
             else {
                 continue;
             };
-            let behaviour = port_behaviour(pod, port);
+            let behaviour = port_behaviour(pod, number);
             if protocol != "TCP"
                 || behaviour == Behaviour::Closed
                 || listeners.contains_key(&number)
@@ -695,26 +639,6 @@ mod tests {
             ]},
             "status": {"phase": "Running"}
         })
-    }
-
-    #[test]
-    fn behaviours_come_from_annotations_by_name_then_number() {
-        let p = pod();
-        let ports = p
-            .pointer("/spec/containers/0/ports")
-            .unwrap()
-            .as_array()
-            .unwrap();
-        let got: Vec<_> = ports.iter().map(|port| port_behaviour(&p, port)).collect();
-        assert_eq!(
-            got,
-            [
-                Behaviour::HttpHello,
-                Behaviour::Echo,
-                Behaviour::Closed,
-                Behaviour::Source
-            ]
-        );
     }
 
     #[test]

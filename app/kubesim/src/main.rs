@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Serve the simulated clusters until Ctrl-C.
     Serve(ServeArgs),
+    /// Inject a fault into a running `kubesim serve` (delete a pod, pause the server…).
+    Fault(kubesim::faults::cli::FaultArgs),
 }
 
 #[derive(Args)]
@@ -73,6 +75,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("kubesim could not start")?;
     let path = std::fs::canonicalize(sim.kubeconfig_path())
         .unwrap_or_else(|_| sim.kubeconfig_path().to_path_buf());
+    let admin = kubesim::faults::admin::start(sim.clusters(), 0)
+        .await
+        .context("could not start the fault-injection admin endpoint")?;
+    let admin_file = kubesim::faults::admin::admin_file_for(&args.kubeconfig);
+    admin
+        .write_file(&admin_file)
+        .with_context(|| format!("could not write {}", admin_file.display()))?;
     println!("kubesim is serving:");
     for cluster in sim.clusters() {
         println!(
@@ -88,6 +97,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  kubectl get pods -A");
     println!("contexts: demo (admin), demo-restricted, demo-viewer, staging");
     println!();
+    println!(
+        "fault injection: kubesim fault --admin-file {} --help",
+        admin_file.display()
+    );
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
@@ -108,5 +121,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Fault(args) => kubesim::faults::cli::run(args).await,
     }
 }

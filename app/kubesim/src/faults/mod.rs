@@ -1,7 +1,14 @@
 //! Fault injection: the things that go wrong on real clusters, on demand, so that tests and the
 //! demo can show how clients cope. Per cluster: delete a pod, flip its readiness, drop every open
-//! port-forward/exec stream, make port-forward to a pod fail, delay new streams. Whole-server
-//! faults (pause, restart) live with the server handle.
+//! port-forward/exec stream, make port-forward to a pod fail, delay new streams, pause the API
+//! server and resume it, stop it and restart it on the same port with its state kept.
+//!
+//! Three ways in: these functions (tests), the admin HTTP endpoint on its own loopback port
+//! ([`admin`], which keeps answering while the API server is paused or stopped), and the
+//! `kubesim fault …` command ([`cli`]) that talks to it.
+
+pub mod admin;
+pub mod cli;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,6 +85,12 @@ pub enum FaultError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "cluster {0} is not being served, so its server cannot be paused, stopped or restarted"
+    )]
+    NotServed(String),
+    #[error("could not listen again on the cluster's port: {0}")]
+    Restart(#[source] std::io::Error),
 }
 
 /// Deletes a pod as `kubectl delete pod` would (graceful: Terminating, then gone); its owner,
@@ -92,6 +105,62 @@ pub fn delete_pod(cluster: &Arc<Cluster>, namespace: &str, name: &str) -> Result
 /// see their WebSocket close.
 pub fn drop_streams(cluster: &Cluster) {
     cluster.streams.drop_all();
+}
+
+/// Makes a pod NotReady (`ready = false`) or Ready again, as a failing or passing readiness
+/// probe would; endpoints follow. The choice sticks until changed.
+pub fn set_pod_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    ready: bool,
+) -> Result<(), FaultError> {
+    require_pod(cluster, namespace, name)?;
+    crate::sim::set_pod_ready(cluster, namespace, name, ready)?;
+    Ok(())
+}
+
+/// Pauses the cluster's API server: new connections hang in the backlog and open ones stall
+/// (streams included) until [`resume_server`].
+pub fn pause_server(cluster: &Cluster) -> Result<(), FaultError> {
+    server(cluster)?.pause();
+    Ok(())
+}
+
+/// Resumes a paused API server; stalled connections carry on.
+pub fn resume_server(cluster: &Cluster) -> Result<(), FaultError> {
+    server(cluster)?.resume();
+    Ok(())
+}
+
+/// Stops the API server: its port closes and every connection is reset. The cluster's objects
+/// and simulation carry on; [`restart_server`] serves them again on the same port.
+pub async fn stop_server(cluster: &Cluster) -> Result<(), FaultError> {
+    server(cluster)?.stop().await;
+    Ok(())
+}
+
+/// Listens again on the same port after [`stop_server`] (and resumes a paused server).
+pub async fn restart_server(cluster: &Cluster) -> Result<(), FaultError> {
+    server(cluster)?
+        .restart()
+        .await
+        .map_err(FaultError::Restart)
+}
+
+/// Removes every stream fault and resumes a paused server (a stopped one stays stopped).
+pub fn clear(cluster: &Cluster) {
+    cluster.faults.clear();
+    if let Some(server) = cluster.server.get() {
+        server.resume();
+    }
+}
+
+fn server(cluster: &Cluster) -> Result<&crate::server::ServerControl, FaultError> {
+    cluster
+        .server
+        .get()
+        .ok_or_else(|| FaultError::NotServed(cluster.name.clone()))
 }
 
 fn require_pod(cluster: &Cluster, namespace: &str, name: &str) -> Result<(), FaultError> {
