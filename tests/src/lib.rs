@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub use kubesim;
 
+pub mod tunnels;
+
 /// How long a single kubectl invocation may take before the test fails.
 pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -51,7 +53,9 @@ pub async fn start_with(mut config: KubesimConfig) -> anyhow::Result<TestCluster
         config.kubeconfig_path = Some(dir.path().join("kubeconfig"));
     }
     config.timing = Timing::fast();
-    let sim = Kubesim::start(config).await.context("kubesim did not start")?;
+    let sim = Kubesim::start(config)
+        .await
+        .context("kubesim did not start")?;
     Ok(TestCluster { sim, dir })
 }
 
@@ -106,7 +110,11 @@ pub fn is_ci() -> bool {
 /// skipped and returns `None`.
 pub fn kubectl_binary() -> Option<PathBuf> {
     let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("kubectl")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kubectl"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let found = std::iter::once(PathBuf::from("/usr/bin/kubectl"))
         .chain(candidates)
@@ -174,7 +182,11 @@ impl Kubectl {
     }
 
     /// Runs `kubectl ARGS` with `stdin` fed to it (for `apply -f -`).
-    pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+    pub async fn run_with_stdin(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> anyhow::Result<Output> {
         use tokio::io::AsyncWriteExt;
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -183,7 +195,9 @@ impl Kubectl {
         }
         let mut child = cmd.spawn().context("could not start kubectl")?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).await.context("could not write to kubectl")?;
+            pipe.write_all(text.as_bytes())
+                .await
+                .context("could not write to kubectl")?;
             drop(pipe);
         }
         let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
@@ -253,6 +267,9 @@ where
         Ok(Ok(true)) => Ok(seen),
         Ok(Ok(false)) => bail!("output ended before {what}; saw:\n{}", seen.join("\n")),
         Ok(Err(e)) => Err(e).context("could not read output"),
-        Err(_) => bail!("timed out after {deadline:?} waiting for {what}; saw:\n{}", seen.join("\n")),
+        Err(_) => bail!(
+            "timed out after {deadline:?} waiting for {what}; saw:\n{}",
+            seen.join("\n")
+        ),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod delete;
 pub mod negotiate;
+pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod query;
@@ -124,6 +125,8 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
             "404 page not found\n",
         )
             .into_response(),
+        Route::OpenApi if path == "/openapi/v3" || path == "/openapi/v3/" => openapi::index(),
+        Route::OpenApi if path.starts_with("/openapi/v3/") => openapi::group_version(&path),
         Route::OpenApi | Route::UnknownResource => ApiError::no_such_resource().into_response(),
         Route::CoreVersions => get_only(&method, discovery::core_versions),
         Route::CoreResources => get_only(&method, || discovery::resource_list("", "v1")),

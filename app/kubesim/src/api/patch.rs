@@ -64,6 +64,15 @@ pub fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
         };
         let patched = apply_patch(kind, &current, body)?;
         check_identity(r, &current, &patched)?;
+        // A resourceVersion in the patch is a precondition, as on the apiserver.
+        let rv = |o: &Value| {
+            o.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        if rv(&patched).is_some_and(|p| Some(&p) != rv(&current).as_ref()) {
+            return Err(ApiError::conflict(r, name));
+        }
         let status_only = ctx.path.subresource.as_deref() == Some("status");
         let has_status_sub = r.subresource("status").is_some();
         let next = merge_for_update(&current, patched, status_only, has_status_sub);

@@ -97,24 +97,23 @@ pub fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
     } else if let Some(from) = requested_rv {
         match store.watch(r.plural, namespace.as_deref(), Some(from)) {
             Ok(start) => {
-                // Objects that exist now and were not created after `from` are taken to have
-                // matched before (their first replayed change is then MODIFIED, not ADDED).
-                let created_later: HashSet<ObjectKey> = start
-                    .backlog
-                    .iter()
-                    .filter(|c| c.event == EventType::Added)
-                    .map(|c| c.key.clone())
-                    .collect();
+                // Which objects the client already knows at `from`: those whose first replayed
+                // change is not their creation, and those untouched since that still match.
+                let mut first_event: std::collections::HashMap<ObjectKey, EventType> =
+                    std::collections::HashMap::new();
+                for c in &start.backlog {
+                    first_event.entry(c.key.clone()).or_insert(c.event);
+                }
                 let (items, _) = store.list(r.plural, namespace.as_deref());
                 for object in items.iter().filter(|o| stream.selectors.matches(o)) {
                     let key = key_of(r, object);
-                    if !created_later.contains(&key) {
+                    if !first_event.contains_key(&key) {
                         stream.matched.insert(key);
                     }
                 }
-                for change in &start.backlog {
-                    if change.event != EventType::Added {
-                        stream.matched.insert(change.key.clone());
+                for (key, event) in first_event {
+                    if event != EventType::Added {
+                        stream.matched.insert(key);
                     }
                 }
                 stream.last_rv = from;
