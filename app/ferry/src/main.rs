@@ -2,7 +2,9 @@
 //! `ferry contexts`, `ferry profile`, `ferry up`).
 
 mod cli;
-mod ui;
+
+// The app lives in the library (so UI tests can drive it); `crate::ui` keeps working for the CLI.
+use ferry::ui;
 
 use clap::Parser;
 

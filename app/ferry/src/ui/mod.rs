@@ -1,32 +1,70 @@
-//! The desktop app.
+//! The desktop app (eframe/egui). `app` lays out the panels and applies commands; one module per
+//! view (`pods`, `services`, `deployments`, `tunnels`, `sidebar`, `details`, `forward_dialog`,
+//! `profiles`, `event_log`, `toasts`, `welcome`); `theme` gives them one look; `runtime` and
+//! `backend` keep everything asynchronous on their own thread; `model` is what views read.
+
+pub mod app;
+mod backend;
+pub mod commands;
+pub mod deployments;
+pub mod details;
+pub mod event_log;
+pub mod fixture;
+pub mod forward_dialog;
+pub mod model;
+pub mod pods;
+pub mod profiles;
+pub mod runtime;
+pub mod services;
+pub mod sidebar;
+pub mod table;
+pub mod theme;
+pub mod toasts;
+pub mod tunnels;
+pub mod welcome;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+
+pub use app::FerryApp;
+pub use runtime::{Runtime, Source};
 
 /// How the window was asked to start.
 pub struct Options {
+    /// `ferry --demo`: run the built-in simulated cluster instead of the user's kubeconfig.
     pub demo: bool,
 }
 
+/// Opens the window and runs until it is closed.
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let source = if options.demo {
+        Source::Demo
+    } else {
+        Source::Env
+    };
+    let title = if options.demo {
+        "Ferry — demo cluster"
+    } else {
+        "Ferry"
+    };
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_title(if options.demo { "Ferry — demo cluster" } else { "Ferry" })
-            .with_inner_size([1200.0, 760.0]),
+            .with_title(title)
+            .with_app_id("ferry")
+            .with_inner_size([1280.0, 780.0])
+            .with_min_inner_size([760.0, 420.0]),
+        persist_window: true,
         ..Default::default()
     };
     eframe::run_native(
         "Ferry",
         native,
-        Box::new(|_cc| Ok(Box::new(FerryApp))),
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let runtime = Runtime::start(source, Arc::new(move || ctx.request_repaint()))?;
+            Ok(Box::new(FerryApp::new(&cc.egui_ctx, cc.storage, runtime)))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))?;
     Ok(ExitCode::SUCCESS)
-}
-
-struct FerryApp;
-
-impl eframe::App for FerryApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        ui.heading("Ferry");
-    }
 }
