@@ -137,7 +137,7 @@ pub enum ClusterError {
     )]
     Forbidden {
         context: String,
-        access: Access,
+        access: Box<Access>,
         message: String,
     },
 
@@ -147,13 +147,16 @@ pub enum ClusterError {
         what_of(access),
         ns_of(access)
     )]
-    NotFound { context: String, access: Access },
+    NotFound {
+        context: String,
+        access: Box<Access>,
+    },
 
     /// Any other answer from the API server.
     #[error("the API server of context \"{context}\" answered {code} to \"{access}\": {message}")]
     Api {
         context: String,
-        access: Access,
+        access: Box<Access>,
         code: u16,
         message: String,
     },
@@ -262,16 +265,16 @@ fn from_status(
         },
         403 => ClusterError::Forbidden {
             context,
-            access: access.clone(),
+            access: Box::new(access.clone()),
             message: message.to_string(),
         },
         404 => ClusterError::NotFound {
             context,
-            access: access.clone(),
+            access: Box::new(access.clone()),
         },
         _ => ClusterError::Api {
             context,
-            access: access.clone(),
+            access: Box::new(access.clone()),
             code,
             message: message.to_string(),
         },

@@ -221,7 +221,13 @@ fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
         },
         K::Parse(parse) => KubeconfigError::Parse {
             path: path.to_path_buf(),
-            reason: parse.to_string(),
+            // serde-saphyr starts with "error: " and adds a source snippet; keep both, minus
+            // the redundant prefix.
+            reason: parse
+                .to_string()
+                .trim_start_matches("error: ")
+                .trim_end()
+                .to_string(),
         },
         other => KubeconfigError::Merge {
             path: path.to_path_buf(),

@@ -180,7 +180,7 @@ fn a_file_with_wrong_field_types_is_reported_with_its_path() {
         "types.yaml",
         "apiVersion: v1\nkind: Config\ncontexts: 42\n",
     );
-    let err = LoadedKubeconfig::from_paths(&[bad.clone()]).expect_err("wrong types");
+    let err = LoadedKubeconfig::from_paths(std::slice::from_ref(&bad)).expect_err("wrong types");
     assert!(
         err.to_string().contains(&bad.display().to_string()),
         "{err}"
@@ -192,7 +192,7 @@ fn an_unreadable_file_is_reported_with_its_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let not_utf8 = dir.path().join("binary.yaml");
     std::fs::write(&not_utf8, [0xC3u8, 0x28, 0xA0, 0xA1]).expect("write");
-    let err = LoadedKubeconfig::from_paths(&[not_utf8.clone()]).expect_err("not UTF-8");
+    let err = LoadedKubeconfig::from_paths(std::slice::from_ref(&not_utf8)).expect_err("not UTF-8");
     assert!(
         matches!(&err, KubeconfigError::Read { path, .. } if path == &not_utf8),
         "{err:?}"
@@ -210,7 +210,7 @@ fn kubeconfig_variable_is_split_and_falls_back_to_the_default_file() {
     );
     assert_eq!(
         paths_from(Some("".into()), Some(default.clone())),
-        [default.clone()]
+        vec![default.clone()]
     );
     assert_eq!(paths_from(None, Some(default.clone())), [default]);
     assert!(paths_from(None, None).is_empty());
