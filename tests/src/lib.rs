@@ -17,6 +17,7 @@ use tempfile::TempDir;
 
 pub use kubesim;
 
+pub mod streams;
 pub mod tunnels;
 
 /// How long a single kubectl invocation may take before the test fails.

@@ -57,18 +57,33 @@ impl FixedClients {
     }
 
     /// Add (or replace) the client of `context`.
-    pub fn with(mut self, context: impl Into<String>, client: kube::Client, url: impl Into<String>) -> Self {
-        self.clients.insert(context.into(), ContextClient { client, url: url.into() });
+    pub fn with(
+        mut self,
+        context: impl Into<String>,
+        client: kube::Client,
+        url: impl Into<String>,
+    ) -> Self {
+        self.clients.insert(
+            context.into(),
+            ContextClient {
+                client,
+                url: url.into(),
+            },
+        );
         self
     }
 }
 
 impl ClientSource for FixedClients {
     fn client(&self, context: &str) -> BoxFuture<'_, Result<ContextClient, ClusterError>> {
-        let found = self.clients.get(context).cloned().ok_or_else(|| ClusterError::UnknownContext {
-            name: context.to_string(),
-            known: self.clients.keys().cloned().collect(),
-        });
+        let found =
+            self.clients
+                .get(context)
+                .cloned()
+                .ok_or_else(|| ClusterError::UnknownContext {
+                    name: context.to_string(),
+                    known: self.clients.keys().cloned().collect(),
+                });
         Box::pin(async move { found })
     }
 }
@@ -78,7 +93,10 @@ impl ClientSource for crate::clients::ClientPool {
         let context = context.to_string();
         Box::pin(async move {
             let client = crate::clients::ClientPool::client(self, &context).await?;
-            Ok(ContextClient { client, url: self.server_url(&context) })
+            Ok(ContextClient {
+                client,
+                url: self.server_url(&context),
+            })
         })
     }
 }
@@ -168,7 +186,11 @@ impl Engine {
     ///
     /// The engine stops when [`Engine::shutdown`] is called or every handle is dropped; either
     /// way all listeners are closed.
-    pub fn new(runtime: &tokio::runtime::Handle, clients: Arc<dyn ClientSource>, options: EngineOptions) -> Self {
+    pub fn new(
+        runtime: &tokio::runtime::Handle,
+        clients: Arc<dyn ClientSource>,
+        options: EngineOptions,
+    ) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
         let (snap_tx, snapshots) = watch::channel(Snapshots::default());
         let (events, _) = broadcast::channel(1024);
@@ -186,7 +208,12 @@ impl Engine {
         };
         runtime.spawn(task.run(rx, snap_tx));
         Self {
-            inner: Arc::new(Handle { commands, snapshots, events, next_id: AtomicU64::new(1) }),
+            inner: Arc::new(Handle {
+                commands,
+                snapshots,
+                events,
+                next_id: AtomicU64::new(1),
+            }),
         }
     }
 
@@ -232,7 +259,12 @@ impl Engine {
 
     /// The latest snapshot of one tunnel.
     pub fn get(&self, id: TunnelId) -> Option<TunnelSnapshot> {
-        self.inner.snapshots.borrow().iter().find(|s| s.id == id).cloned()
+        self.inner
+            .snapshots
+            .borrow()
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
     }
 
     /// A receiver of every published snapshot list (for async consumers).
@@ -319,7 +351,11 @@ struct EngineTask {
 }
 
 impl EngineTask {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, snapshots: watch::Sender<Snapshots>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        snapshots: watch::Sender<Snapshots>,
+    ) {
         // The final publish after shutdown must happen before the reply; keep a sender.
         let final_sender = snapshots.clone();
         let shared = self.shared.clone();
@@ -369,7 +405,12 @@ impl EngineTask {
             let sink: Arc<dyn EventSink> = self.shared.clone();
             Arc::new(TunnelCell::new(id, spec, sink, self.options.event_log_len))
         });
-        cell.update_facts(|f| *f = crate::tunnel::state::Facts { api_reachable: true, ..Default::default() });
+        cell.update_facts(|f| {
+            *f = crate::tunnel::state::Facts {
+                api_reachable: true,
+                ..Default::default()
+            }
+        });
         let cancel = CancellationToken::new();
         let run = supervisor::Supervisor {
             cell: cell.clone(),
@@ -379,11 +420,20 @@ impl EngineTask {
             clock: self.clock.subscribe(),
         };
         let done = tokio::spawn(run.run());
-        self.tunnels.insert(id, Running { cell, cancel: Some(cancel), done: Some(done) });
+        self.tunnels.insert(
+            id,
+            Running {
+                cell,
+                cancel: Some(cancel),
+                done: Some(done),
+            },
+        );
     }
 
     async fn stop(&mut self, id: TunnelId) {
-        let Some(running) = self.tunnels.get_mut(&id) else { return };
+        let Some(running) = self.tunnels.get_mut(&id) else {
+            return;
+        };
         if let Some(cancel) = running.cancel.take() {
             cancel.cancel();
         }
@@ -394,7 +444,9 @@ impl EngineTask {
     }
 
     async fn restart(&mut self, id: TunnelId, spec: Option<TunnelSpec>) {
-        let Some(running) = self.tunnels.get(&id) else { return };
+        let Some(running) = self.tunnels.get(&id) else {
+            return;
+        };
         let old = running.cell.clone();
         self.stop(id).await;
         match spec {
@@ -416,7 +468,12 @@ impl EngineTask {
 struct Publisher;
 
 impl Publisher {
-    async fn run(self, shared: Arc<Shared>, options: Arc<EngineOptions>, sender: watch::Sender<Snapshots>) {
+    async fn run(
+        self,
+        shared: Arc<Shared>,
+        options: Arc<EngineOptions>,
+        sender: watch::Sender<Snapshots>,
+    ) {
         let mut busy = false;
         loop {
             if busy {
@@ -424,7 +481,11 @@ impl Publisher {
             } else {
                 shared.dirty.notified().await;
             }
-            let cells = shared.cells.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let cells = shared
+                .cells
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let list: Vec<TunnelSnapshot> = cells.iter().map(|c| c.snapshot()).collect();
             busy = list.iter().any(|s| s.active_connections > 0);
             sender.send_replace(Arc::new(list));

@@ -24,7 +24,11 @@ impl Default for Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max: max.max(initial), attempt: 0 }
+        Self {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
     }
 
     /// Failures since the last success.
@@ -61,14 +65,20 @@ mod tests {
     fn delays_grow_from_200ms_and_never_exceed_30s() {
         let mut b = Backoff::default();
         let first = b.next_delay();
-        assert!(first >= Duration::from_millis(200) && first <= Duration::from_millis(200), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(200) && first <= Duration::from_millis(200),
+            "{first:?}"
+        );
         let mut last_ceiling = Duration::ZERO;
         for _ in 0..50 {
             let ceiling = b.ceiling();
             assert!(ceiling >= last_ceiling, "ceilings never shrink");
             last_ceiling = ceiling;
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(200) && d <= Duration::from_secs(30), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(200) && d <= Duration::from_secs(30),
+                "{d:?}"
+            );
         }
         assert_eq!(last_ceiling, Duration::from_secs(30), "reaches the cap");
     }
@@ -83,7 +93,10 @@ mod tests {
             }
             delays.insert(b.next_delay());
         }
-        assert!(delays.len() > 1, "twenty supervisors should not all wait exactly the same time");
+        assert!(
+            delays.len() > 1,
+            "twenty supervisors should not all wait exactly the same time"
+        );
     }
 
     #[test]

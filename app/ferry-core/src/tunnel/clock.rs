@@ -34,7 +34,9 @@ impl Default for ClockWatch {
 
 impl ClockWatch {
     pub fn new() -> Self {
-        Self { sender: watch::Sender::new(ClockJump::default()) }
+        Self {
+            sender: watch::Sender::new(ClockJump::default()),
+        }
     }
 
     /// A receiver that changes on every detected jump.
@@ -60,7 +62,10 @@ impl ClockWatch {
                 tokio::time::sleep(every).await;
                 let (now_mono, now_wall) = (Instant::now(), SystemTime::now());
                 if let Some(seconds) = jump(mono, now_mono, wall, now_wall) {
-                    tracing::info!(seconds, "wall clock jumped (sleep/wake?); re-establishing watches");
+                    tracing::info!(
+                        seconds,
+                        "wall clock jumped (sleep/wake?); re-establishing watches"
+                    );
                     sender.send_modify(|j| {
                         j.count += 1;
                         j.seconds = seconds;
@@ -74,8 +79,15 @@ impl ClockWatch {
 
 /// How far the wall clock moved beyond the monotonic clock between two readings, in whole
 /// seconds, if more than the threshold.
-pub fn jump(mono_before: Instant, mono_after: Instant, wall_before: SystemTime, wall_after: SystemTime) -> Option<i64> {
-    let mono = mono_after.saturating_duration_since(mono_before).as_secs_f64();
+pub fn jump(
+    mono_before: Instant,
+    mono_after: Instant,
+    wall_before: SystemTime,
+    wall_after: SystemTime,
+) -> Option<i64> {
+    let mono = mono_after
+        .saturating_duration_since(mono_before)
+        .as_secs_f64();
     let wall = match wall_after.duration_since(wall_before) {
         Ok(d) => d.as_secs_f64(),
         Err(back) => -back.duration().as_secs_f64(),
@@ -93,7 +105,12 @@ mod tests {
         let m = Instant::now();
         let w = SystemTime::now();
         // 2 s of monotonic time, 602 s of wall time: the machine slept ten minutes.
-        let got = jump(m, m + Duration::from_secs(2), w, w + Duration::from_secs(602));
+        let got = jump(
+            m,
+            m + Duration::from_secs(2),
+            w,
+            w + Duration::from_secs(602),
+        );
         assert_eq!(got, Some(600));
     }
 
@@ -101,7 +118,12 @@ mod tests {
     fn a_clock_set_backwards_is_a_jump_too() {
         let m = Instant::now();
         let w = SystemTime::now();
-        let got = jump(m, m + Duration::from_secs(2), w, w - Duration::from_secs(60));
+        let got = jump(
+            m,
+            m + Duration::from_secs(2),
+            w,
+            w - Duration::from_secs(60),
+        );
         assert_eq!(got, Some(-62));
     }
 
@@ -109,7 +131,12 @@ mod tests {
     fn ordinary_drift_is_not_a_jump() {
         let m = Instant::now();
         let w = SystemTime::now();
-        let got = jump(m, m + Duration::from_secs(2), w, w + Duration::from_millis(2300));
+        let got = jump(
+            m,
+            m + Duration::from_secs(2),
+            w,
+            w + Duration::from_millis(2300),
+        );
         assert_eq!(got, None);
     }
 
@@ -119,6 +146,12 @@ mod tests {
         let mut rx = watch.subscribe();
         watch.report(30);
         assert!(rx.has_changed().unwrap());
-        assert_eq!(*rx.borrow_and_update(), ClockJump { count: 1, seconds: 30 });
+        assert_eq!(
+            *rx.borrow_and_update(),
+            ClockJump {
+                count: 1,
+                seconds: 30
+            }
+        );
     }
 }

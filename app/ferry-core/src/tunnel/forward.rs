@@ -51,30 +51,49 @@ pub(crate) struct PortPath {
 }
 
 /// Serve one accepted connection until either side ends or the tunnel stops.
-pub(crate) async fn serve(path: Arc<PortPath>, client: TcpStream, peer: SocketAddr, cancel: CancellationToken) {
+pub(crate) async fn serve(
+    path: Arc<PortPath>,
+    client: TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) {
     let _ = client.set_nodelay(true);
     let counters = &path.cell.counters;
     Counters::add(&counters.total, 1);
     Counters::add(&counters.active, 1);
-    let _active = ActiveGuard(&counters.active);
+    let _active = ActiveGuard(&path.cell);
+    path.cell.connections_changed();
     tokio::select! {
         () = cancel.cancelled() => {}
         () = connect_and_copy(&path, client, peer) => {}
     }
 }
 
-struct ActiveGuard<'a>(&'a AtomicU64);
+/// Counts the connection as active until dropped, then republishes.
+struct ActiveGuard<'a>(&'a TunnelCell);
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .counters
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.connections_changed();
     }
 }
 
 async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) {
-    let Some((pick, mut forwarder)) = open(path, peer).await else { return };
-    let (Some(stream), Some(error)) = (forwarder.take_stream(pick.port), forwarder.take_error(pick.port)) else {
-        path.cell.attempt_failed(peer, format!("pod {}: port-forward stream missing", pick.pod));
+    let Some((pick, mut forwarder)) = open(path, peer).await else {
+        return;
+    };
+    let (Some(stream), Some(error)) = (
+        forwarder.take_stream(pick.port),
+        forwarder.take_error(pick.port),
+    ) else {
+        path.cell.attempt_failed(
+            peer,
+            format!("pod {}: port-forward stream missing", pick.pod),
+        );
         return;
     };
     path.cell.attempt_succeeded();
@@ -100,9 +119,18 @@ async fn copy(path: &PortPath, client: TcpStream, pod: tokio::io::DuplexStream) 
     let counters = &path.cell.counters;
     let (client_read, client_write) = client.into_split();
     let (pod_read, mut pod_write) = tokio::io::split(pod);
-    let mut up_reader = BufReader::with_capacity(BUFFER, Counted { inner: client_read, count: &counters.bytes_sent });
+    let mut up_reader = BufReader::with_capacity(
+        BUFFER,
+        Counted {
+            inner: client_read,
+            count: &counters.bytes_sent,
+        },
+    );
     let mut down_reader = BufReader::with_capacity(BUFFER, pod_read);
-    let mut down_writer = Counted { inner: client_write, count: &counters.bytes_received };
+    let mut down_writer = Counted {
+        inner: client_write,
+        count: &counters.bytes_received,
+    };
     let up = async {
         let _ = tokio::io::copy_buf(&mut up_reader, &mut pod_write).await;
         let _ = pod_write.shutdown().await;
@@ -128,7 +156,9 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
     while tried.len() < MAX_PODS_PER_CONNECTION {
-        let Some(pick) = wait_for_pick(path, peer, &tried, deadline).await else { break };
+        let Some(pick) = wait_for_pick(path, peer, &tried, deadline).await else {
+            break;
+        };
         match attempt(path, &pick).await {
             Ok(forwarder) => return Some((pick, forwarder)),
             Err(err) => {
@@ -163,7 +193,12 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
 }
 
 /// The next pod for this connection, waiting (up to `deadline`) while there is none.
-async fn wait_for_pick(path: &PortPath, peer: SocketAddr, tried: &[String], deadline: Instant) -> Option<Pick> {
+async fn wait_for_pick(
+    path: &PortPath,
+    peer: SocketAddr,
+    tried: &[String],
+    deadline: Instant,
+) -> Option<Pick> {
     let mut routes = path.routes.clone();
     loop {
         let current = routes.borrow_and_update().clone();
@@ -179,9 +214,19 @@ async fn wait_for_pick(path: &PortPath, peer: SocketAddr, tried: &[String], dead
 
 async fn attempt(path: &PortPath, pick: &Pick) -> Result<kube::api::Portforwarder, ClusterError> {
     let access = Access::port_forward(&path.namespace, &pick.pod);
-    match tokio::time::timeout(path.connect_timeout, path.pods.portforward(&pick.pod, &[pick.port])).await {
+    match tokio::time::timeout(
+        path.connect_timeout,
+        path.pods.portforward(&pick.pod, &[pick.port]),
+    )
+    .await
+    {
         Ok(Ok(forwarder)) => Ok(forwarder),
-        Ok(Err(err)) => Err(ClusterError::from_kube(&path.context, &path.url, &access, &err)),
+        Ok(Err(err)) => Err(ClusterError::from_kube(
+            &path.context,
+            &path.url,
+            &access,
+            &err,
+        )),
         Err(_) => Err(ClusterError::Unreachable {
             context: path.context.clone(),
             url: path.url.clone(),
@@ -200,7 +245,11 @@ struct Counted<'a, S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len().saturating_sub(before);
@@ -212,7 +261,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = &result {
             Counters::add(self.count, *n as u64);

@@ -19,11 +19,25 @@ pub enum BindError {
         "local port {port} on {address} is already in use by another program{}",
         next_free.map(|p| format!("; port {p} is free (use {p}:REMOTE, or :REMOTE for any free port)")).unwrap_or_default()
     )]
-    InUse { address: IpAddr, port: u16, next_free: Option<u16> },
-    #[error("not allowed to listen on {address}:{port} ({reason}); ports below 1024 need extra privileges, choose a higher local port")]
-    Denied { address: IpAddr, port: u16, reason: String },
+    InUse {
+        address: IpAddr,
+        port: u16,
+        next_free: Option<u16>,
+    },
+    #[error(
+        "not allowed to listen on {address}:{port} ({reason}); ports below 1024 need extra privileges, choose a higher local port"
+    )]
+    Denied {
+        address: IpAddr,
+        port: u16,
+        reason: String,
+    },
     #[error("cannot listen on {address}:{port}: {reason}")]
-    Other { address: IpAddr, port: u16, reason: String },
+    Other {
+        address: IpAddr,
+        port: u16,
+        reason: String,
+    },
 }
 
 /// The listeners of one forwarded port, all on the same port number.
@@ -36,13 +50,19 @@ pub struct BoundPort {
 impl BoundPort {
     /// The addresses actually bound.
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 }
 
 /// The addresses a port is bound on when the spec names none.
 pub fn default_addresses() -> Vec<IpAddr> {
-    vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+    vec![
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ]
 }
 
 /// A warning for addresses that make the tunnel reachable from other machines.
@@ -59,7 +79,11 @@ pub fn exposure_warning(address: IpAddr, port: u16) -> Option<String> {
 /// no IPv6 loopback or that port is taken only there.
 pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindError> {
     let defaults = addresses.is_empty();
-    let addresses = if defaults { default_addresses() } else { addresses.to_vec() };
+    let addresses = if defaults {
+        default_addresses()
+    } else {
+        addresses.to_vec()
+    };
     // With port 0 the first bind picks the number; a clash on the others is a race with
     // another program, so try a few times with fresh numbers.
     let tries = if port == 0 { 5 } else { 1 };
@@ -78,7 +102,11 @@ pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindErro
     }))
 }
 
-async fn bind_all(addresses: &[IpAddr], port: u16, best_effort_v6: bool) -> Result<BoundPort, BindError> {
+async fn bind_all(
+    addresses: &[IpAddr],
+    port: u16,
+    best_effort_v6: bool,
+) -> Result<BoundPort, BindError> {
     let mut listeners = Vec::with_capacity(addresses.len());
     let mut chosen = port;
     for (i, address) in addresses.iter().enumerate() {
@@ -96,22 +124,43 @@ async fn bind_all(addresses: &[IpAddr], port: u16, best_effort_v6: bool) -> Resu
             Err(err) => return Err(classify(*address, chosen, &err)),
         }
     }
-    Ok(BoundPort { port: chosen, listeners })
+    Ok(BoundPort {
+        port: chosen,
+        listeners,
+    })
 }
 
 fn classify(address: IpAddr, port: u16, err: &std::io::Error) -> BindError {
     match err.kind() {
-        ErrorKind::AddrInUse => BindError::InUse { address, port, next_free: None },
-        ErrorKind::PermissionDenied => BindError::Denied { address, port, reason: err.to_string() },
-        _ => BindError::Other { address, port, reason: err.to_string() },
+        ErrorKind::AddrInUse => BindError::InUse {
+            address,
+            port,
+            next_free: None,
+        },
+        ErrorKind::PermissionDenied => BindError::Denied {
+            address,
+            port,
+            reason: err.to_string(),
+        },
+        _ => BindError::Other {
+            address,
+            port,
+            reason: err.to_string(),
+        },
     }
 }
 
 /// Fill in the next free port for an "in use" error.
 async fn with_next_free(err: BindError, addresses: &[IpAddr], defaults: bool) -> BindError {
-    let BindError::InUse { address, port, .. } = err else { return err };
+    let BindError::InUse { address, port, .. } = err else {
+        return err;
+    };
     let next_free = next_free_port(addresses, port, defaults).await;
-    BindError::InUse { address, port, next_free }
+    BindError::InUse {
+        address,
+        port,
+        next_free,
+    }
 }
 
 /// The first port above `port` (within 100) that binds on every required address.
@@ -136,21 +185,41 @@ mod tests {
         let bound = bind(&[], 0).await.unwrap();
         assert_ne!(bound.port, 0);
         let addrs = bound.addresses();
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == bound.port), "{addrs:?}");
-        assert!(addrs.iter().any(|a| a.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == bound.port),
+            "{addrs:?}"
+        );
+        assert!(
+            addrs
+                .iter()
+                .any(|a| a.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
     }
 
     #[tokio::test]
     async fn a_port_in_use_names_the_port_and_offers_the_next_free_one() {
         let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = taken.local_addr().unwrap().port();
-        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], port).await.unwrap_err();
-        let BindError::InUse { port: p, next_free, .. } = &err else { panic!("{err:?}") };
+        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], port)
+            .await
+            .unwrap_err();
+        let BindError::InUse {
+            port: p, next_free, ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
         assert_eq!(*p, port);
         let free = next_free.expect("a free port nearby");
         assert!(free > port);
         let text = err.to_string();
-        assert!(text.contains(&format!("local port {port}")) && text.contains(&format!("port {free} is free")), "{text}");
+        assert!(
+            text.contains(&format!("local port {port}"))
+                && text.contains(&format!("port {free} is free")),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -161,7 +230,11 @@ mod tests {
 
     #[test]
     fn only_wildcard_addresses_warn() {
-        assert!(exposure_warning(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80).unwrap().contains("other machines"));
+        assert!(
+            exposure_warning(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80)
+                .unwrap()
+                .contains("other machines")
+        );
         assert!(exposure_warning(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 80).is_some());
         assert!(exposure_warning(IpAddr::V4(Ipv4Addr::LOCALHOST), 80).is_none());
     }

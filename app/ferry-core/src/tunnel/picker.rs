@@ -65,12 +65,22 @@ pub struct Picker {
 
 impl Picker {
     pub fn new(spread: Spread) -> Self {
-        Self { spread, next: AtomicUsize::new(0), sticky: Mutex::new(HashMap::new()) }
+        Self {
+            spread,
+            next: AtomicUsize::new(0),
+            sticky: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Choose a pod for a connection from `client` on port `index`, avoiding pods in `exclude`
     /// (ones that just failed for this connection). `None` when no Ready pod can take it.
-    pub fn pick(&self, routes: &Routes, index: usize, client: IpAddr, exclude: &[String]) -> Option<Pick> {
+    pub fn pick(
+        &self,
+        routes: &Routes,
+        index: usize,
+        client: IpAddr,
+        exclude: &[String],
+    ) -> Option<Pick> {
         let candidates: Vec<(&PodRoute, u16)> = routes
             .pods
             .iter()
@@ -80,7 +90,10 @@ impl Picker {
         let sticky = match self.spread {
             Spread::Single => {
                 let (pod, port) = candidates.first()?;
-                return Some(Pick { pod: pod.name.clone(), port: *port });
+                return Some(Pick {
+                    pod: pod.name.clone(),
+                    port: *port,
+                });
             }
             Spread::RoundRobin => false,
             Spread::ClientAffinity => true,
@@ -97,7 +110,10 @@ impl Picker {
         if sticky {
             self.remember(client, &pod.name);
         }
-        Some(Pick { pod: pod.name.clone(), port })
+        Some(Pick {
+            pod: pod.name.clone(),
+            port,
+        })
     }
 
     fn sticky_choice(&self, candidates: &[(&PodRoute, u16)], client: IpAddr) -> Option<Pick> {
@@ -106,7 +122,10 @@ impl Picker {
         candidates
             .iter()
             .find(|(p, _)| &p.name == name)
-            .map(|(p, port)| Pick { pod: p.name.clone(), port: *port })
+            .map(|(p, port)| Pick {
+                pod: p.name.clone(),
+                port: *port,
+            })
     }
 
     fn remember(&self, client: IpAddr, pod: &str) {
@@ -127,7 +146,10 @@ mod tests {
         Routes {
             pods: names
                 .iter()
-                .map(|n| PodRoute { name: n.to_string(), ports: vec![Some(8080)] })
+                .map(|n| PodRoute {
+                    name: n.to_string(),
+                    ports: vec![Some(8080)],
+                })
                 .collect(),
             service_affinity: false,
         }
@@ -167,7 +189,9 @@ mod tests {
         let r = routes(&["a", "b", "c"]);
         let mut counts = HashMap::new();
         for _ in 0..300 {
-            *counts.entry(picker.pick(&r, 0, ip(1), &[]).unwrap().pod).or_insert(0) += 1;
+            *counts
+                .entry(picker.pick(&r, 0, ip(1), &[]).unwrap().pod)
+                .or_insert(0) += 1;
         }
         assert_eq!(counts.len(), 3);
         assert!(counts.values().all(|&c| c == 100), "{counts:?}");
@@ -181,26 +205,40 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(picker.pick(&r, 0, ip(1), &[]).unwrap().pod, first);
         }
-        let others: HashSet<_> = (2..8).map(|i| picker.pick(&r, 0, ip(i), &[]).unwrap().pod).collect();
-        assert!(others.len() >= 2, "different clients should land on different pods: {others:?}");
+        let others: HashSet<_> = (2..8)
+            .map(|i| picker.pick(&r, 0, ip(i), &[]).unwrap().pod)
+            .collect();
+        assert!(
+            others.len() >= 2,
+            "different clients should land on different pods: {others:?}"
+        );
     }
 
     #[test]
     fn affinity_moves_a_client_when_its_pod_goes_away() {
         let picker = Picker::new(Spread::ClientAffinity);
-        let first = picker.pick(&routes(&["a", "b"]), 0, ip(1), &[]).unwrap().pod;
+        let first = picker
+            .pick(&routes(&["a", "b"]), 0, ip(1), &[])
+            .unwrap()
+            .pod;
         let remaining: Vec<&str> = ["a", "b"].into_iter().filter(|n| *n != first).collect();
         let r = routes(&remaining);
         let moved = picker.pick(&r, 0, ip(1), &[]).unwrap().pod;
         assert_ne!(moved, first);
-        assert_eq!(picker.pick(&r, 0, ip(1), &[]).unwrap().pod, moved, "sticks to the new pod");
+        assert_eq!(
+            picker.pick(&r, 0, ip(1), &[]).unwrap().pod,
+            moved,
+            "sticks to the new pod"
+        );
     }
 
     #[test]
     fn follow_service_uses_the_services_session_affinity() {
         let picker = Picker::new(Spread::FollowService);
         let mut r = routes(&["a", "b", "c"]);
-        let spread: HashSet<_> = (0..6).map(|_| picker.pick(&r, 0, ip(1), &[]).unwrap().pod).collect();
+        let spread: HashSet<_> = (0..6)
+            .map(|_| picker.pick(&r, 0, ip(1), &[]).unwrap().pod)
+            .collect();
         assert_eq!(spread.len(), 3, "no affinity: round-robin");
         r.service_affinity = true;
         let first = picker.pick(&r, 0, ip(9), &[]).unwrap().pod;
@@ -212,13 +250,25 @@ mod tests {
         let picker = Picker::new(Spread::RoundRobin);
         let r = Routes {
             pods: vec![
-                PodRoute { name: "old".into(), ports: vec![None] },
-                PodRoute { name: "new".into(), ports: vec![Some(9090)] },
+                PodRoute {
+                    name: "old".into(),
+                    ports: vec![None],
+                },
+                PodRoute {
+                    name: "new".into(),
+                    ports: vec![Some(9090)],
+                },
             ],
             service_affinity: false,
         };
         for _ in 0..4 {
-            assert_eq!(picker.pick(&r, 0, ip(1), &[]), Some(Pick { pod: "new".into(), port: 9090 }));
+            assert_eq!(
+                picker.pick(&r, 0, ip(1), &[]),
+                Some(Pick {
+                    pod: "new".into(),
+                    port: 9090
+                })
+            );
         }
         assert!(r.can_serve(0));
         assert!(!r.can_serve(1));

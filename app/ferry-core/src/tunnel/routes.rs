@@ -28,10 +28,18 @@ pub struct Resolution {
 /// For service, deployment and selector targets only Ready, non-terminating pods are used. A
 /// `pod/NAME` target uses its pod whenever it is Running (as kubectl does), Ready or not: a
 /// person naming a pod wants that pod.
-pub fn resolve(spec: &TunnelSpec, service: Option<&Service>, pods: &BTreeMap<String, Pod>) -> Resolution {
+pub fn resolve(
+    spec: &TunnelSpec,
+    service: Option<&Service>,
+    pods: &BTreeMap<String, Pod>,
+) -> Resolution {
     let list: Vec<&Pod> = pods.values().collect();
     let candidates: Vec<&Pod> = match &spec.target {
-        Target::Pod(_) => list.iter().copied().filter(|p| resolve::require_running(p).is_ok() && !resolve::is_terminating(p)).collect(),
+        Target::Pod(_) => list
+            .iter()
+            .copied()
+            .filter(|p| resolve::require_running(p).is_ok() && !resolve::is_terminating(p))
+            .collect(),
         _ => resolve::rank_ready_pods(&list),
     };
     if let (Target::Service(_), Some(svc)) = (&spec.target, service)
@@ -60,7 +68,10 @@ pub fn resolve(spec: &TunnelSpec, service: Option<&Service>, pods: &BTreeMap<Str
                     }
                 })
                 .collect();
-            PodRoute { name: pod.metadata.name.clone().unwrap_or_default(), ports }
+            PodRoute {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                ports,
+            }
         })
         .collect();
     let routes = Routes {
@@ -76,10 +87,20 @@ pub fn resolve(spec: &TunnelSpec, service: Option<&Service>, pods: &BTreeMap<Str
         .enumerate()
         .map(|(i, p)| local_for_same(spec, service, &routes, i, p))
         .collect();
-    Resolution { routes, problem, fatal: None, same_as_remote }
+    Resolution {
+        routes,
+        problem,
+        fatal: None,
+        same_as_remote,
+    }
 }
 
-fn port_on(spec: &TunnelSpec, service: Option<&Service>, pod: &Pod, port: &PortSpec) -> Result<u16, ResolveError> {
+fn port_on(
+    spec: &TunnelSpec,
+    service: Option<&Service>,
+    pod: &Pod,
+    port: &PortSpec,
+) -> Result<u16, ResolveError> {
     match (&spec.target, service) {
         (Target::Service(_), Some(svc)) => resolve::resolve_service_port(svc, pod, &port.remote),
         _ => resolve::resolve_pod_port(pod, &port.remote),
@@ -96,12 +117,21 @@ fn service_level_problem(svc: &Service, ports: &[PortSpec]) -> Option<String> {
 
 /// The local port number of a `REMOTE`-only spec: the remote number itself, the service port
 /// for a named service port, or the best pod's container port for a named pod port.
-fn local_for_same(spec: &TunnelSpec, service: Option<&Service>, routes: &Routes, i: usize, port: &PortSpec) -> Option<u16> {
+fn local_for_same(
+    spec: &TunnelSpec,
+    service: Option<&Service>,
+    routes: &Routes,
+    i: usize,
+    port: &PortSpec,
+) -> Option<u16> {
     if let crate::spec::RemotePort::Number(n) = port.remote {
         return Some(n);
     }
     if let (Target::Service(_), Some(svc)) = (&spec.target, service) {
         return resolve::service_port_number(svc, &port.remote).ok();
     }
-    routes.pods.iter().find_map(|p| p.ports.get(i).copied().flatten())
+    routes
+        .pods
+        .iter()
+        .find_map(|p| p.ports.get(i).copied().flatten())
 }

@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn no_ready_pod_means_waiting_never_active() {
-        let facts = Facts { ready_pods: 0, ..serving() };
+        let facts = Facts {
+            ready_pods: 0,
+            ..serving()
+        };
         let (state, detail) = derive(&facts);
         assert_eq!(state, TunnelState::Waiting);
         assert_eq!(detail.as_deref(), Some("waiting for a ready pod"));
@@ -155,23 +158,41 @@ mod tests {
 
     #[test]
     fn failed_attempts_with_ready_pods_mean_degraded() {
-        let facts = Facts { last_attempt_error: Some("connection reset".into()), ..serving() };
+        let facts = Facts {
+            last_attempt_error: Some("connection reset".into()),
+            ..serving()
+        };
         assert_eq!(derive(&facts).0, TunnelState::Degraded);
     }
 
     #[test]
     fn fatal_errors_win_over_everything_but_stop() {
-        let facts = Facts { fatal: Some("port 8080 is in use".into()), ..serving() };
-        assert_eq!(derive(&facts), (TunnelState::Failed, Some("port 8080 is in use".into())));
-        let stopped = Facts { stopped: true, ..facts };
+        let facts = Facts {
+            fatal: Some("port 8080 is in use".into()),
+            ..serving()
+        };
+        assert_eq!(
+            derive(&facts),
+            (TunnelState::Failed, Some("port 8080 is in use".into()))
+        );
+        let stopped = Facts {
+            stopped: true,
+            ..facts
+        };
         assert_eq!(derive(&stopped).0, TunnelState::Stopped);
     }
 
     #[test]
     fn before_the_listener_is_bound_the_tunnel_is_starting() {
-        let facts = Facts { listening: false, ..serving() };
+        let facts = Facts {
+            listening: false,
+            ..serving()
+        };
         assert_eq!(derive(&facts).0, TunnelState::Starting);
-        let fresh = Facts { api_reachable: true, ..Facts::default() };
+        let fresh = Facts {
+            api_reachable: true,
+            ..Facts::default()
+        };
         assert_eq!(derive(&fresh).0, TunnelState::Starting);
     }
 

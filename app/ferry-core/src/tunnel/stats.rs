@@ -66,10 +66,7 @@ pub enum EventKind {
         detail: Option<String>,
     },
     /// A local listener is bound.
-    Listening {
-        address: SocketAddr,
-        spec: String,
-    },
+    Listening { address: SocketAddr, spec: String },
     /// New connections now go to these pods (first choice, or a switch after a pod went away).
     PodsChanged {
         previous: Vec<String>,
@@ -78,7 +75,11 @@ pub enum EventKind {
     /// A connection could not be forwarded.
     ConnectionFailed { client: SocketAddr, message: String },
     /// The watch on the target broke or the API server was unreachable; retrying after a delay.
-    Reconnecting { attempt: u32, delay_ms: u64, message: String },
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u64,
+        message: String,
+    },
     /// The wall clock jumped (sleep/wake); watches were re-established at once.
     ClockJumped { seconds: i64 },
     /// Something the user should know that is not an error (e.g. listening on 0.0.0.0).
@@ -108,7 +109,11 @@ impl std::fmt::Display for EventKind {
             EventKind::ConnectionFailed { client, message } => {
                 write!(f, "connection from {client} failed: {message}")
             }
-            EventKind::Reconnecting { attempt, delay_ms, message } => write!(
+            EventKind::Reconnecting {
+                attempt,
+                delay_ms,
+                message,
+            } => write!(
                 f,
                 "{message}; reconnecting in {:.1} s (attempt {attempt})",
                 *delay_ms as f64 / 1000.0
@@ -199,13 +204,25 @@ pub(crate) trait EventSink: Send + Sync {
 }
 
 impl TunnelCell {
-    pub(crate) fn new(id: TunnelId, spec: TunnelSpec, sink: Arc<dyn EventSink>, log: usize) -> Self {
+    pub(crate) fn new(
+        id: TunnelId,
+        spec: TunnelSpec,
+        sink: Arc<dyn EventSink>,
+        log: usize,
+    ) -> Self {
         let ports = spec
             .ports
             .iter()
-            .map(|p| ForwardedPort { spec: p.to_string(), local: Vec::new(), remote: None })
+            .map(|p| ForwardedPort {
+                spec: p.to_string(),
+                local: Vec::new(),
+                remote: None,
+            })
             .collect();
-        let facts = Facts { api_reachable: true, ..Facts::default() };
+        let facts = Facts {
+            api_reachable: true,
+            ..Facts::default()
+        };
         let (state, detail) = derive(&facts);
         Self {
             id,
@@ -229,7 +246,9 @@ impl TunnelCell {
     fn lock(&self) -> MutexGuard<'_, Status> {
         // A panic while holding this lock cannot leave it inconsistent in a way that matters
         // more than losing the whole tunnel view, so recover the data.
-        self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Change the facts with `edit`, re-derive the state, and emit a StateChanged event when it
@@ -249,7 +268,14 @@ impl TunnelCell {
             } else if from == TunnelState::Stopped {
                 status.started = Some(Instant::now());
             }
-            let event = self.push_event(&mut status, EventKind::StateChanged { from, to: state, detail });
+            let event = self.push_event(
+                &mut status,
+                EventKind::StateChanged {
+                    from,
+                    to: state,
+                    detail,
+                },
+            );
             drop(status);
             self.sink.event(event);
         } else {
@@ -270,7 +296,11 @@ impl TunnelCell {
     }
 
     fn push_event(&self, status: &mut Status, kind: EventKind) -> TunnelEvent {
-        let event = TunnelEvent { tunnel: self.id, at: jiff::Timestamp::now(), kind };
+        let event = TunnelEvent {
+            tunnel: self.id,
+            at: jiff::Timestamp::now(),
+            kind,
+        };
         if status.events.len() >= self.event_log_len {
             status.events.pop_front();
         }
@@ -283,10 +313,18 @@ impl TunnelCell {
         Counters::add(&self.counters.errors, 1);
         {
             let mut status = self.lock();
-            status.last_error = Some(ErrorRecord { at: jiff::Timestamp::now(), message: message.clone() });
+            status.last_error = Some(ErrorRecord {
+                at: jiff::Timestamp::now(),
+                message: message.clone(),
+            });
         }
         self.update_facts(|f| f.last_attempt_error = Some(message.clone()));
         self.event(EventKind::ConnectionFailed { client, message });
+    }
+
+    /// A local connection was accepted (or ended): the counters moved, publish soon.
+    pub(crate) fn connections_changed(&self) {
+        self.sink.changed();
     }
 
     /// A connection attempt reached a pod: clears the "degraded" fact.
@@ -306,7 +344,10 @@ impl TunnelCell {
     /// Record an error that is not tied to one connection (a broken watch).
     pub(crate) fn record_error(&self, message: String) {
         let mut status = self.lock();
-        status.last_error = Some(ErrorRecord { at: jiff::Timestamp::now(), message });
+        status.last_error = Some(ErrorRecord {
+            at: jiff::Timestamp::now(),
+            message,
+        });
         drop(status);
         self.sink.changed();
     }
@@ -319,7 +360,10 @@ impl TunnelCell {
         }
         let previous = std::mem::replace(&mut status.pods, pods.clone());
         drop(status);
-        self.event(EventKind::PodsChanged { previous, current: pods });
+        self.event(EventKind::PodsChanged {
+            previous,
+            current: pods,
+        });
     }
 
     /// Update the per-port view (local addresses bound, remote port resolved).
@@ -392,12 +436,23 @@ mod tests {
     fn the_event_log_keeps_only_the_newest_entries() {
         let (cell, rec) = cell(3);
         for i in 0..10 {
-            cell.event(EventKind::Warning { message: format!("w{i}") });
+            cell.event(EventKind::Warning {
+                message: format!("w{i}"),
+            });
         }
         let snap = cell.snapshot();
         assert_eq!(snap.recent_events.len(), 3);
-        assert_eq!(snap.recent_events[0].kind, EventKind::Warning { message: "w7".into() });
-        assert_eq!(rec.0.lock().unwrap().len(), 10, "every event is still broadcast");
+        assert_eq!(
+            snap.recent_events[0].kind,
+            EventKind::Warning {
+                message: "w7".into()
+            }
+        );
+        assert_eq!(
+            rec.0.lock().unwrap().len(),
+            10,
+            "every event is still broadcast"
+        );
     }
 
     #[test]

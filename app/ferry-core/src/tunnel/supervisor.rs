@@ -77,7 +77,9 @@ impl Supervisor {
     }
 
     async fn serve(&mut self) {
-        let Some(kube) = self.connect().await else { return };
+        let Some(kube) = self.connect().await else {
+            return;
+        };
         let spec = &self.cell.spec;
         let (routes_tx, routes_rx) = watch::channel(Arc::new(Routes::default()));
         let api_trouble = Arc::new(Notify::new());
@@ -89,7 +91,9 @@ impl Supervisor {
         }
         let mut backoff = Backoff::new(self.options.backoff_initial, self.options.backoff_max);
         loop {
-            let ended = self.watch_once(&kube, &routes_tx, &mut ports, &api_trouble, &mut backoff).await;
+            let ended = self
+                .watch_once(&kube, &routes_tx, &mut ports, &api_trouble, &mut backoff)
+                .await;
             match ended {
                 Ended::Fatal(message) => {
                     self.cell.update_facts(|f| f.fatal = Some(message));
@@ -171,28 +175,19 @@ impl Supervisor {
             Target::Deployment(name) => Some(named_watch::<Deployment>(kube, ns, name)),
             _ => None,
         };
-        let mut view = View { owner_synced: owner_svc.is_none() && owner_dep.is_none(), ..View::default() };
+        let mut view = View {
+            owner_synced: owner_svc.is_none() && owner_dep.is_none(),
+            ..View::default()
+        };
         let mut query: Option<PodQuery> = None;
         let mut pod_stream: Option<BoxStream<'static, watcher::Result<Event<Pod>>>> = None;
         let sync_deadline = tokio::time::Instant::now() + self.options.connect_timeout * 2;
+        if let Err(message) =
+            self.follow_query(kube, &spec.target, &mut view, &mut query, &mut pod_stream)
+        {
+            return Ended::Fatal(message);
+        }
         loop {
-            // (Re)start the pod watch when the query changes (selector edited, owner appeared).
-            match self.pod_query(&spec.target, &view) {
-                Ok(Some(q)) if query.as_ref() != Some(&q) => {
-                    pod_stream = Some(pod_watch(kube, ns, &q));
-                    view.pods.clear();
-                    view.pods_synced = false;
-                    query = Some(q);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    pod_stream = None;
-                    query = None;
-                    view.pods.clear();
-                    view.pods_synced = view.owner_synced;
-                }
-                Err(message) => return Ended::Fatal(message),
-            }
             let synced = view.owner_synced && view.pods_synced;
             let step = tokio::select! {
                 ev = next(&mut owner_svc) => ev.map(|e| apply_owner(&mut view.service, &mut view.owner_synced, e)),
@@ -217,6 +212,11 @@ impl Supervisor {
                 Some(Err(err)) => return self.watch_failed(kube, &spec.target, err),
                 None => return Ended::Broken("the watch ended".into()),
             }
+            if let Err(message) =
+                self.follow_query(kube, &spec.target, &mut view, &mut query, &mut pod_stream)
+            {
+                return Ended::Fatal(message);
+            }
             if view.owner_synced && view.pods_synced {
                 backoff.reset();
                 if let Err(message) = self.publish(&view, routes_tx, ports).await {
@@ -224,6 +224,34 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// (Re)start the pod watch when the pod query changes (owner appeared or vanished, selector
+    /// edited).
+    fn follow_query(
+        &self,
+        kube: &ContextClient,
+        target: &Target,
+        view: &mut View,
+        query: &mut Option<PodQuery>,
+        pod_stream: &mut Option<BoxStream<'static, watcher::Result<Event<Pod>>>>,
+    ) -> Result<(), String> {
+        match self.pod_query(target, view)? {
+            Some(q) if query.as_ref() != Some(&q) => {
+                *pod_stream = Some(pod_watch(kube, &self.cell.spec.namespace, &q));
+                view.pods.clear();
+                view.pods_synced = false;
+                *query = Some(q);
+            }
+            Some(_) => {}
+            None => {
+                *pod_stream = None;
+                *query = None;
+                view.pods.clear();
+                view.pods_synced = view.owner_synced;
+            }
+        }
+        Ok(())
     }
 
     /// The pod query for the target given what the owner watch has seen. `Ok(None)` while the
@@ -240,7 +268,9 @@ impl Supervisor {
             },
             _ => None,
         };
-        resolve::target_selector(target, object).map(Some).map_err(|e| e.to_string())
+        resolve::target_selector(target, object)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     fn watch_failed(&self, kube: &ContextClient, target: &Target, err: watcher::Error) -> Ended {
@@ -263,7 +293,12 @@ impl Supervisor {
     }
 
     /// Turn the view into routes and facts, bind ports whose number just became known.
-    async fn publish(&self, view: &View, routes_tx: &watch::Sender<Arc<Routes>>, ports: &mut Ports) -> Result<(), String> {
+    async fn publish(
+        &self,
+        view: &View,
+        routes_tx: &watch::Sender<Arc<Routes>>,
+        ports: &mut Ports,
+    ) -> Result<(), String> {
         let spec = &self.cell.spec;
         let missing = self.missing_owner(view);
         let resolution = routes::resolve(spec, view.service.as_ref(), &view.pods);
@@ -271,14 +306,30 @@ impl Supervisor {
             return Err(fatal.clone());
         }
         ports.bind_known(&resolution.same_as_remote).await?;
-        let Resolution { routes, problem, same_as_remote: _, fatal: _ } = resolution;
-        let serving = if problem.is_some() { 0 } else { routes.pods.len() };
+        let Resolution {
+            routes,
+            problem,
+            same_as_remote: _,
+            fatal: _,
+        } = resolution;
+        let serving = if problem.is_some() {
+            0
+        } else {
+            routes.pods.len()
+        };
         let names: Vec<String> = match spec.spread {
-            crate::spec::Spread::Single => routes.pods.iter().take(1).map(|p| p.name.clone()).collect(),
+            crate::spec::Spread::Single => {
+                routes.pods.iter().take(1).map(|p| p.name.clone()).collect()
+            }
             _ => routes.pods.iter().map(|p| p.name.clone()).collect(),
         };
         let remotes: Vec<Option<u16>> = (0..spec.ports.len())
-            .map(|i| routes.pods.iter().find_map(|p| p.ports.get(i).copied().flatten()))
+            .map(|i| {
+                routes
+                    .pods
+                    .iter()
+                    .find_map(|p| p.ports.get(i).copied().flatten())
+            })
             .collect();
         routes_tx.send_replace(Arc::new(routes));
         self.cell.edit_ports(|list| {
@@ -304,12 +355,14 @@ impl Supervisor {
     fn missing_owner(&self, view: &View) -> Option<String> {
         let spec = &self.cell.spec;
         match &spec.target {
-            Target::Service(name) if view.service.is_none() => {
-                Some(format!("service \"{name}\" not found in namespace {}; waiting for it", spec.namespace))
-            }
-            Target::Deployment(name) if view.deployment.is_none() => {
-                Some(format!("deployment \"{name}\" not found in namespace {}; waiting for it", spec.namespace))
-            }
+            Target::Service(name) if view.service.is_none() => Some(format!(
+                "service \"{name}\" not found in namespace {}; waiting for it",
+                spec.namespace
+            )),
+            Target::Deployment(name) if view.deployment.is_none() => Some(format!(
+                "deployment \"{name}\" not found in namespace {}; waiting for it",
+                spec.namespace
+            )),
             _ => None,
         }
     }
@@ -318,7 +371,10 @@ impl Supervisor {
     fn no_pod_reason(&self, view: &View) -> Option<String> {
         if let Target::Pod(name) = &self.cell.spec.target {
             return match view.pods.get(name) {
-                None => Some(format!("pod \"{name}\" not found in namespace {}", self.cell.spec.namespace)),
+                None => Some(format!(
+                    "pod \"{name}\" not found in namespace {}",
+                    self.cell.spec.namespace
+                )),
                 Some(pod) => resolve::require_running(pod).err().map(|e| e.to_string()),
             };
         }
@@ -329,7 +385,11 @@ impl Supervisor {
     }
 }
 
-fn named_watch<K>(kube: &ContextClient, ns: &str, name: &str) -> BoxStream<'static, watcher::Result<Event<K>>>
+fn named_watch<K>(
+    kube: &ContextClient,
+    ns: &str,
+    name: &str,
+) -> BoxStream<'static, watcher::Result<Event<K>>>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -339,10 +399,18 @@ where
         + 'static,
 {
     let api: Api<K> = Api::namespaced(kube.client.clone(), ns);
-    watcher::watcher(api, watcher::Config::default().fields(&format!("metadata.name={name}"))).boxed()
+    watcher::watcher(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .boxed()
 }
 
-fn pod_watch(kube: &ContextClient, ns: &str, query: &PodQuery) -> BoxStream<'static, watcher::Result<Event<Pod>>> {
+fn pod_watch(
+    kube: &ContextClient,
+    ns: &str,
+    query: &PodQuery,
+) -> BoxStream<'static, watcher::Result<Event<Pod>>> {
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), ns);
     watcher::watcher(api, query.watcher_config()).boxed()
 }
@@ -355,7 +423,11 @@ async fn next<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
     }
 }
 
-fn apply_owner<K>(slot: &mut Option<K>, synced: &mut bool, event: watcher::Result<Event<K>>) -> Result<(), watcher::Error> {
+fn apply_owner<K>(
+    slot: &mut Option<K>,
+    synced: &mut bool,
+    event: watcher::Result<Event<K>>,
+) -> Result<(), watcher::Error> {
     match event? {
         Event::Apply(obj) | Event::InitApply(obj) => *slot = Some(obj),
         Event::Delete(_) => *slot = None,
@@ -376,7 +448,9 @@ fn apply_pod(view: &mut View, event: watcher::Result<Event<Pod>>) -> Result<(), 
         }
         Event::Init => view.relist = Some(BTreeMap::new()),
         Event::InitApply(pod) => {
-            view.relist.get_or_insert_with(BTreeMap::new).insert(name(&pod), pod);
+            view.relist
+                .get_or_insert_with(BTreeMap::new)
+                .insert(name(&pod), pod);
         }
         Event::InitDone => {
             view.pods = view.relist.take().unwrap_or_default();
@@ -420,7 +494,12 @@ impl Ports {
                 })
             })
             .collect();
-        Self { cell: sup.cell.clone(), paths, bound: vec![false; spec.ports.len()], cancel: sup.cancel.clone() }
+        Self {
+            cell: sup.cell.clone(),
+            paths,
+            bound: vec![false; spec.ports.len()],
+            cancel: sup.cancel.clone(),
+        }
     }
 
     fn all_bound(&self) -> bool {
@@ -444,7 +523,9 @@ impl Ports {
                     None => continue,
                 },
             };
-            let bound = listener::bind(&spec.bind, number).await.map_err(|e| e.to_string())?;
+            let bound = listener::bind(&spec.bind, number)
+                .await
+                .map_err(|e| e.to_string())?;
             self.start_accepting(i, bound);
         }
         let listening = self.all_bound();
@@ -459,7 +540,10 @@ impl Ports {
             if let Some(message) = listener::exposure_warning(address.ip(), address.port()) {
                 self.cell.event(EventKind::Warning { message });
             }
-            self.cell.event(EventKind::Listening { address: *address, spec: spec_text.clone() });
+            self.cell.event(EventKind::Listening {
+                address: *address,
+                spec: spec_text.clone(),
+            });
         }
         self.cell.edit_ports(|list| {
             if let Some(p) = list.get_mut(index) {
@@ -467,14 +551,22 @@ impl Ports {
             }
         });
         for l in bound.listeners {
-            tokio::spawn(accept_loop(l, self.paths[index].clone(), self.cancel.clone()));
+            tokio::spawn(accept_loop(
+                l,
+                self.paths[index].clone(),
+                self.cancel.clone(),
+            ));
         }
         self.bound[index] = true;
     }
 }
 
 /// Accept connections until the tunnel stops; each gets its own task.
-async fn accept_loop(listener: tokio::net::TcpListener, path: Arc<PortPath>, cancel: CancellationToken) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    path: Arc<PortPath>,
+    cancel: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -487,7 +579,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, path: Arc<PortPath>, can
             Err(err) => {
                 // Out of file descriptors and similar: report, pause briefly, keep serving.
                 tracing::warn!(%err, "accept failed");
-                path.cell.record_error(format!("accepting a local connection failed: {err}"));
+                path.cell
+                    .record_error(format!("accepting a local connection failed: {err}"));
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(100)) => {}

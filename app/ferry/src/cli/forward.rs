@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ferry_core::clients::ClientPool;
-use ferry_core::engine::{Engine, EngineOptions, EventKind, TunnelEvent, TunnelSnapshot, TunnelState};
+use ferry_core::engine::{
+    Engine, EngineOptions, EventKind, TunnelEvent, TunnelSnapshot, TunnelState,
+};
 use ferry_core::spec::{PortSpec, Spread, Target, TunnelSpec};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -67,10 +69,17 @@ fn spec_from(args: &ForwardArgs, pool: &ClientPool) -> anyhow::Result<TunnelSpec
         let known: Vec<String> = pool.contexts().into_iter().map(|c| c.name).collect();
         bail!(
             "there is no context named \"{context}\"; known contexts: {}",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         );
     }
-    let namespace = args.namespace.clone().unwrap_or_else(|| pool.default_namespace(&context));
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| pool.default_namespace(&context));
     let spread = match (args.spread, args.affinity) {
         (false, _) => Spread::Single,
         (true, true) => Spread::ClientAffinity,
@@ -99,24 +108,37 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode> {
-    let engine = Engine::new(&tokio::runtime::Handle::current(), Arc::new(pool), EngineOptions::default());
+    let engine = Engine::new(
+        &tokio::runtime::Handle::current(),
+        Arc::new(pool),
+        EngineOptions::default(),
+    );
     let mut events = engine.events();
     let label = spec.target.to_kubectl();
     let id = engine.start(spec);
     let first = engine
-        .wait_for(id, Duration::from_secs(60), |s| s.state != TunnelState::Starting)
+        .wait_for(id, Duration::from_secs(60), |s| {
+            s.state != TunnelState::Starting
+        })
         .await;
     let snapshot = match first {
         Ok(s) => s,
         Err(last) => {
             engine.shutdown().await;
-            let why = last.and_then(|s| s.detail).unwrap_or_else(|| "no answer".into());
+            let why = last
+                .and_then(|s| s.detail)
+                .unwrap_or_else(|| "no answer".into());
             bail!("the tunnel to {label} did not start within 60 s: {why}");
         }
     };
     if snapshot.state == TunnelState::Failed {
         engine.shutdown().await;
-        bail!("{}", snapshot.detail.unwrap_or_else(|| "the tunnel failed".into()));
+        bail!(
+            "{}",
+            snapshot
+                .detail
+                .unwrap_or_else(|| "the tunnel failed".into())
+        );
     }
     print_forwarding(&snapshot);
     let code = loop {
@@ -141,12 +163,18 @@ async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode>
 fn print_forwarding(snapshot: &TunnelSnapshot) {
     let target = snapshot.spec.target.to_kubectl();
     let towards = match snapshot.pods.as_slice() {
-        [] => snapshot.detail.clone().unwrap_or_else(|| "waiting for a ready pod".into()),
+        [] => snapshot
+            .detail
+            .clone()
+            .unwrap_or_else(|| "waiting for a ready pod".into()),
         [one] => format!("pod {one}"),
         many => format!("pods {}", many.join(", ")),
     };
     for port in &snapshot.ports {
-        let remote = port.remote.map(|r| r.to_string()).unwrap_or_else(|| port.spec.clone());
+        let remote = port
+            .remote
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| port.spec.clone());
         for local in &port.local {
             println!("Forwarding from {local} -> {remote} ({target} → {towards})");
         }
@@ -157,11 +185,22 @@ fn print_forwarding(snapshot: &TunnelSnapshot) {
 fn print_event(label: &str, event: &TunnelEvent) -> Option<ExitCode> {
     match &event.kind {
         EventKind::Listening { .. } => None,
-        EventKind::StateChanged { to: TunnelState::Failed, detail, .. } => {
-            eprintln!("error: {label}: {}", detail.as_deref().unwrap_or("the tunnel failed"));
+        EventKind::StateChanged {
+            to: TunnelState::Failed,
+            detail,
+            ..
+        } => {
+            eprintln!(
+                "error: {label}: {}",
+                detail.as_deref().unwrap_or("the tunnel failed")
+            );
             Some(ExitCode::FAILURE)
         }
-        EventKind::StateChanged { from, to: TunnelState::Active, .. } if *from != TunnelState::Starting => {
+        EventKind::StateChanged {
+            from,
+            to: TunnelState::Active,
+            ..
+        } if *from != TunnelState::Starting => {
             println!("{label}: recovered, forwarding again");
             None
         }
