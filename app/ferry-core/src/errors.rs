@@ -351,3 +351,119 @@ fn ns_of(access: &Access) -> String {
         .map(|ns| format!(" in namespace {ns}"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "message": message, "reason": "Forbidden"
+        }))
+        .expect("valid status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn forbidden_port_forward_names_the_missing_permission() {
+        let err = ClusterError::from_kube(
+            "demo-viewer",
+            "https://127.0.0.1:6443",
+            &Access::port_forward("shop", "web-1"),
+            &api_error(403, "pods \"web-1\" is forbidden"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "forbidden: the user of context \"demo-viewer\" may not create pods/portforward in namespace shop. Ask a cluster admin for that permission or use another context (server said: pods \"web-1\" is forbidden)"
+        );
+        assert!(err.is_forbidden() && !err.is_transient());
+    }
+
+    #[test]
+    fn refused_websocket_upgrade_is_classified_by_its_status() {
+        let refused = kube::Error::UpgradeConnection(
+            kube::client::UpgradeConnectionError::ProtocolSwitch(http::StatusCode::FORBIDDEN),
+        );
+        let err = ClusterError::from_kube(
+            "demo-viewer",
+            "https://x",
+            &Access::exec("default", "fortune"),
+            &refused,
+        );
+        assert!(
+            err.to_string()
+                .contains("may not create pods/exec in namespace default"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_access_reads_cluster_wide() {
+        assert_eq!(
+            Access::watch("nodes", None).to_string(),
+            "watch nodes (cluster-wide)"
+        );
+    }
+
+    #[test]
+    fn not_found_names_the_object() {
+        let err = ClusterError::from_kube(
+            "demo",
+            "https://x",
+            &Access::new("get", "services", Some("shop")).named("kubia"),
+            &api_error(404, "services \"kubia\" not found"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "services \"kubia\" not found in namespace shop (context \"demo\")"
+        );
+    }
+
+    #[test]
+    fn expired_credentials_say_to_log_in_again() {
+        let err = ClusterError::from_kube(
+            "prod",
+            "https://prod:6443",
+            &Access::watch("pods", None),
+            &api_error(401, "Unauthorized"),
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("https://prod:6443") && text.contains("Log in again"),
+            "{text}"
+        );
+        assert!(!err.is_transient());
+    }
+
+    #[test]
+    fn server_errors_and_throttling_are_transient() {
+        let access = Access::watch("pods", Some("a"));
+        for (code, transient) in [
+            (500, true),
+            (503, true),
+            (429, true),
+            (422, false),
+            (400, false),
+        ] {
+            let err = ClusterError::from_kube("c", "u", &access, &api_error(code, "x"));
+            assert_eq!(err.is_transient(), transient, "{code}");
+        }
+    }
+
+    #[test]
+    fn missing_plugin_lists_where_it_looked() {
+        let err = ClusterError::ExecPluginNotFound {
+            context: "gke".into(),
+            command: "gke-gcloud-auth-plugin".into(),
+            searched: vec![
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/opt/homebrew/bin"),
+            ],
+            hint: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "context \"gke\" signs in with the credential plugin \"gke-gcloud-auth-plugin\", but it was not found; looked in: /usr/bin, /opt/homebrew/bin"
+        );
+    }
+}

@@ -65,7 +65,9 @@ impl FromStr for Target {
         if text.is_empty() {
             return Err(SpecError::EmptyTarget);
         }
-        if text.contains('=') {
+        // Object names never contain these, label selectors often do (`app=web`, `!legacy`,
+        // `env in (a,b)`, `tier!=cache,app`).
+        if text.contains(['=', '!', '(', ',', ' ']) {
             return Ok(Target::Selector(text.to_string()));
         }
         let Some((kind, name)) = text.split_once('/') else {
@@ -268,6 +270,8 @@ mod tests {
         assert_eq!("pod/kubia-x".parse(), Ok(Target::Pod("kubia-x".into())));
         assert_eq!("kubia-x".parse(), Ok(Target::Pod("kubia-x".into())));
         assert_eq!("app=kubia".parse(), Ok(Target::Selector("app=kubia".into())));
+        assert_eq!("env in (a,b)".parse(), Ok(Target::Selector("env in (a,b)".into())));
+        assert_eq!("!legacy".parse(), Ok(Target::Selector("!legacy".into())));
         assert_eq!("rs/x".parse::<Target>(), Err(SpecError::UnknownKind("rs".into())));
         assert_eq!("svc/".parse::<Target>(), Err(SpecError::MissingName("svc/".into())));
         assert_eq!("".parse::<Target>(), Err(SpecError::EmptyTarget));
