@@ -1,0 +1,172 @@
+//! `ferry contexts` as a subprocess, judged by the real kubectl: the same contexts, the same
+//! current context and namespaces, for kubesim's kubeconfig and for a merged `KUBECONFIG` list.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferry_e2e::{kubectl_binary, start_demo};
+
+type Result = anyhow::Result<()>;
+
+fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ferry"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p ferry`",
+        bin.display()
+    );
+    bin
+}
+
+fn run(binary: &Path, kubeconfig: &str, args: &[&str]) -> Output {
+    Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("HOME")
+        .output()
+        .expect("process runs")
+}
+
+/// name → (is current, namespace), from a `get-contexts`-style table.
+fn parse_table(text: &str, ns_col: &str) -> BTreeMap<String, (bool, String)> {
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let name_at = header.find("NAME").expect("NAME column");
+    let ns_at = header.find(ns_col).expect("namespace column");
+    lines
+        .map(|line| {
+            let current = line.starts_with('*');
+            let name = line[name_at..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let ns = line.get(ns_at..).unwrap_or("").trim().to_string();
+            (name, (current, ns))
+        })
+        .collect()
+}
+
+fn agree_with_kubectl(kubeconfig: &str) -> anyhow::Result<BTreeMap<String, (bool, String)>> {
+    let ferry = run(&ferry_bin(), kubeconfig, &["contexts"]);
+    assert!(
+        ferry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ferry.stderr)
+    );
+    let ferry_rows = parse_table(&String::from_utf8(ferry.stdout)?, "NAMESPACE");
+    if let Some(kubectl) = kubectl_binary() {
+        let out = run(&kubectl, kubeconfig, &["config", "get-contexts"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubectl_rows = parse_table(&String::from_utf8(out.stdout)?, "NAMESPACE");
+        assert_eq!(
+            ferry_rows, kubectl_rows,
+            "ferry contexts and kubectl config get-contexts differ"
+        );
+    }
+    Ok(ferry_rows)
+}
+
+#[tokio::test]
+async fn ferry_contexts_lists_what_kubectl_lists() -> Result {
+    let cluster = start_demo().await?;
+    let kubeconfig = cluster.kubeconfig().display().to_string();
+    let rows = agree_with_kubectl(&kubeconfig)?;
+    assert!(
+        rows.get("demo").is_some_and(|(current, _)| *current),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains_key("demo-viewer") && rows.contains_key("staging"),
+        "{rows:?}"
+    );
+
+    let table = run(&ferry_bin(), &kubeconfig, &["contexts"]);
+    let text = String::from_utf8(table.stdout)?;
+    let url = cluster.sim.server_url("demo").expect("demo server");
+    let demo_line = text
+        .lines()
+        .find(|l| l.starts_with("*"))
+        .expect("current marked");
+    assert!(demo_line.contains(&url), "server URL shown: {text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn merged_kubeconfig_files_agree_with_kubectl() -> Result {
+    let dir = tempfile::tempdir()?;
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    std::fs::write(
+        &first,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: 'https://a:6443'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: shared\n  context: {cluster: a, user: u, namespace: from-first}\n- name: only-first\n  context: {cluster: a, user: u}\n",
+    )?;
+    std::fs::write(
+        &second,
+        "apiVersion: v1\nkind: Config\ncurrent-context: only-second\nclusters:\n- name: a\n  cluster: {server: 'https://other:6443'}\nusers:\n- name: u\n  user: {token: t2}\ncontexts:\n- name: shared\n  context: {cluster: a, user: u, namespace: from-second}\n- name: only-second\n  context: {cluster: a, user: u, namespace: two}\n",
+    )?;
+    let list = std::env::join_paths([&first, &dir.path().join("missing"), &second])?;
+    let rows = agree_with_kubectl(&list.to_string_lossy())?;
+    assert_eq!(
+        rows.get("shared"),
+        Some(&(false, "from-first".to_string())),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows.get("only-second"),
+        Some(&(true, "two".to_string())),
+        "{rows:?}"
+    );
+    assert_eq!(rows.len(), 3);
+    Ok(())
+}
+
+#[test]
+fn a_malformed_kubeconfig_fails_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("broken-config");
+    std::fs::write(&bad, "contexts: [ {name: x\n").expect("write");
+    let out = run(&ferry_bin(), &bad.display().to_string(), &["contexts"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("kubeconfig file {} is malformed", bad.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn contexts_as_json_for_scripts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://k:6443'}\ncontexts:\n- name: c\n  context: {cluster: k, namespace: ns1}\n",
+    )
+    .expect("write");
+    let out = run(
+        &ferry_bin(),
+        &file.display().to_string(),
+        &["contexts", "-o", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(json[0]["name"], "c");
+    assert_eq!(json[0]["server"], "https://k:6443");
+    assert_eq!(json[0]["namespace"], "ns1");
+    assert_eq!(json[0]["is_current"], true);
+}
