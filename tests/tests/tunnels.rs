@@ -424,6 +424,8 @@ async fn api_server_pause_is_noticed_and_recovered_from() -> Result {
     let env = tunnel_env_with(EngineOptions {
         connect_timeout: Duration::from_secs(1),
         ready_wait: Duration::from_secs(2),
+        // The behaviour under test is "recovers by itself", not the 30 s cap.
+        backoff_max: Duration::from_secs(2),
         ..Default::default()
     })
     .await?;

@@ -182,13 +182,16 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
             }
         }
     }
-    let message = last_error.unwrap_or_else(|| {
-        format!(
-            "no ready pod within {} s; connection closed",
-            path.ready_wait.as_secs_f32().round()
-        )
-    });
-    path.cell.attempt_failed(peer, message);
+    match last_error {
+        Some(message) => path.cell.attempt_failed(peer, message),
+        None => path.cell.connection_failed(
+            peer,
+            format!(
+                "no ready pod within {} s; connection closed",
+                path.ready_wait.as_secs_f32().round()
+            ),
+        ),
+    }
     None
 }
 

@@ -308,8 +308,16 @@ impl TunnelCell {
         event
     }
 
-    /// A connection attempt failed: count it, keep it as the last error, mark the facts.
+    /// A connection attempt failed: count it, keep it as the last error, and mark the tunnel
+    /// degraded (the pods are there, but reaching them failed).
     pub(crate) fn attempt_failed(&self, client: SocketAddr, message: String) {
+        self.connection_failed(client, message.clone());
+        self.update_facts(|f| f.last_attempt_error = Some(message));
+    }
+
+    /// A connection was given up without reaching a pod (no Ready pod in time): counted and
+    /// logged, but the state already says "waiting", so it does not degrade the tunnel.
+    pub(crate) fn connection_failed(&self, client: SocketAddr, message: String) {
         Counters::add(&self.counters.errors, 1);
         {
             let mut status = self.lock();
@@ -318,7 +326,6 @@ impl TunnelCell {
                 message: message.clone(),
             });
         }
-        self.update_facts(|f| f.last_attempt_error = Some(message.clone()));
         self.event(EventKind::ConnectionFailed { client, message });
     }
 
@@ -353,10 +360,11 @@ impl TunnelCell {
     }
 
     /// The pods new connections go to changed.
-    pub(crate) fn set_pods(&self, pods: Vec<String>) {
+    /// Returns whether they changed.
+    pub(crate) fn set_pods(&self, pods: Vec<String>) -> bool {
         let mut status = self.lock();
         if status.pods == pods {
-            return;
+            return false;
         }
         let previous = std::mem::replace(&mut status.pods, pods.clone());
         drop(status);
@@ -364,6 +372,7 @@ impl TunnelCell {
             previous,
             current: pods,
         });
+        true
     }
 
     /// Update the per-port view (local addresses bound, remote port resolved).

@@ -187,6 +187,8 @@ impl Supervisor {
         {
             return Ended::Fatal(message);
         }
+        // The first publish of a session clears old connection errors: the watch is new.
+        let mut fresh = true;
         loop {
             let synced = view.owner_synced && view.pods_synced;
             let step = tokio::select! {
@@ -219,9 +221,10 @@ impl Supervisor {
             }
             if view.owner_synced && view.pods_synced {
                 backoff.reset();
-                if let Err(message) = self.publish(&view, routes_tx, ports).await {
+                if let Err(message) = self.publish(&view, routes_tx, ports, fresh).await {
                     return Ended::Fatal(message);
                 }
+                fresh = false;
             }
         }
     }
@@ -298,6 +301,7 @@ impl Supervisor {
         view: &View,
         routes_tx: &watch::Sender<Arc<Routes>>,
         ports: &mut Ports,
+        fresh: bool,
     ) -> Result<(), String> {
         let spec = &self.cell.spec;
         let missing = self.missing_owner(view);
@@ -339,10 +343,15 @@ impl Supervisor {
                 }
             }
         });
-        self.cell.set_pods(names);
+        // New pods (or a new watch session) are a fresh chance: earlier connection errors no
+        // longer describe the tunnel, so it is not kept "degraded" by them.
+        let switched = self.cell.set_pods(names);
         let reason = missing.or(problem).or_else(|| self.no_pod_reason(view));
         let listening = ports.all_bound();
         self.cell.update_facts(|f| {
+            if switched || fresh {
+                f.last_attempt_error = None;
+            }
             f.resolved = true;
             f.api_reachable = true;
             f.listening = listening;
