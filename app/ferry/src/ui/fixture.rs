@@ -270,7 +270,8 @@ fn tunnel(
         } else {
             Vec::new()
         },
-        connections: id * 3,
+        connections: id,
+        total_connections: id * 3,
         bytes_in: id * 18_000,
         bytes_out: id * 2_100,
         errors: 0,

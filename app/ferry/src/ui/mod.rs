@@ -5,6 +5,7 @@
 
 pub mod app;
 mod backend;
+mod bridge;
 pub mod commands;
 pub mod deployments;
 pub mod details;
@@ -13,6 +14,7 @@ pub mod fixture;
 pub mod forward_dialog;
 pub mod model;
 pub mod pods;
+mod profile_ops;
 pub mod profiles;
 pub mod runtime;
 pub mod services;
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use app::FerryApp;
-pub use runtime::{Runtime, Source};
+pub use runtime::{Runtime, Source, Startup};
 
 /// How the window was asked to start.
 pub struct Options {
@@ -61,7 +63,11 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
         native,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let runtime = Runtime::start(source, Arc::new(move || ctx.request_repaint()))?;
+            let startup = Startup {
+                source,
+                profiles_dir: None,
+            };
+            let runtime = Runtime::start(startup, Arc::new(move || ctx.request_repaint()))?;
             Ok(Box::new(FerryApp::new(&cc.egui_ctx, cc.storage, runtime)))
         }),
     )

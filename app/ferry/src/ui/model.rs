@@ -145,8 +145,8 @@ pub enum TunnelStatus {
     Active,
     /// Listening, but no Ready pod to send connections to (waits for one).
     Waiting(String),
-    /// The chosen pod went away; choosing another.
-    Reconnecting,
+    /// Serving, but recent connection attempts failed (the reason says why).
+    Degraded(String),
     Stopped,
     /// Gave up until the user acts (e.g. local port taken, target deleted).
     Failed(String),
@@ -172,7 +172,9 @@ pub struct TunnelRow {
     pub status: TunnelStatus,
     pub pod: Option<String>,
     pub listeners: Vec<Listener>,
+    /// Open connections now.
     pub connections: u64,
+    pub total_connections: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub errors: u64,

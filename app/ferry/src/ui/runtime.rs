@@ -30,6 +30,15 @@ pub enum Source {
     Demo,
 }
 
+/// How the runtime starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Startup {
+    pub source: Source,
+    /// Where the profile file lives; `None` is the user's config directory (or
+    /// `$FERRY_CONFIG_DIR`). Tests pass a temporary directory.
+    pub profiles_dir: Option<PathBuf>,
+}
+
 /// What the UI asks of the runtime. Never answered synchronously.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -154,7 +163,7 @@ impl Publisher {
 impl Runtime {
     /// Starts the runtime thread for `source`; `repaint` wakes the window (egui:
     /// `ctx.request_repaint()`).
-    pub fn start(source: Source, repaint: Arc<dyn Fn() + Send + Sync>) -> anyhow::Result<Self> {
+    pub fn start(startup: Startup, repaint: Arc<dyn Fn() + Send + Sync>) -> anyhow::Result<Self> {
         let (requests, rx) = mpsc::unbounded_channel();
         let (model_tx, model) = watch::channel(Arc::new(Model::default()));
         let (notice_tx, notices) = std_mpsc::channel();
@@ -171,7 +180,7 @@ impl Runtime {
         let thread = std::thread::Builder::new()
             .name("ferry-runtime".into())
             .spawn(move || {
-                runtime.block_on(super::backend::run(source, rx, publisher));
+                runtime.block_on(super::backend::run(startup, rx, publisher));
                 runtime.shutdown_timeout(std::time::Duration::from_secs(2));
             })?;
         Ok(Runtime {

@@ -66,11 +66,19 @@ pub fn state_label(ui: &mut Ui, tone: Tone, word: &str) -> egui::Response {
     let color = tone_color(ui, tone);
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = 4.0;
-        if tone == Tone::Busy {
-            ui.add(egui::Spinner::new().size(10.0).color(color));
-        } else {
-            ui.label(RichText::new(icon::DOT).color(color).size(10.0));
-        }
+        ui.label(RichText::new(icon::DOT).color(color).size(10.0));
+        ui.label(RichText::new(word).color(color));
+    })
+    .response
+}
+
+/// A state that Ferry itself is waiting on (a tunnel starting, a context connecting): a
+/// spinner instead of the dot. Spinners animate, so use them only for short waits.
+pub fn waiting_label(ui: &mut Ui, word: &str) -> egui::Response {
+    let color = tone_color(ui, Tone::Busy);
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 4.0;
+        ui.add(egui::Spinner::new().size(10.0).color(color));
         ui.label(RichText::new(word).color(color));
     })
     .response

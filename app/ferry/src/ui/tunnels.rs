@@ -37,7 +37,7 @@ impl TunnelStatus {
             TunnelStatus::Starting => ("Starting", Tone::Busy),
             TunnelStatus::Active => ("Active", Tone::Good),
             TunnelStatus::Waiting(_) => ("Waiting", Tone::Warn),
-            TunnelStatus::Reconnecting => ("Reconnecting", Tone::Busy),
+            TunnelStatus::Degraded(_) => ("Degraded", Tone::Warn),
             TunnelStatus::Stopped => ("Stopped", Tone::Quiet),
             TunnelStatus::Failed(_) => ("Failed", Tone::Bad),
         }
@@ -46,12 +46,15 @@ impl TunnelStatus {
     /// Why it is in this state, when there is more to say than the word.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            TunnelStatus::Waiting(r) | TunnelStatus::Failed(r) => Some(r),
+            TunnelStatus::Waiting(r) | TunnelStatus::Failed(r) | TunnelStatus::Degraded(r) => {
+                Some(r.as_str()).filter(|r| !r.is_empty())
+            }
             _ => None,
         }
     }
 
-    fn running(&self) -> bool {
+    /// Whether the tunnel is meant to be up (not stopped by a person, not given up).
+    pub fn is_running(&self) -> bool {
         !matches!(self, TunnelStatus::Stopped | TunnelStatus::Failed(_))
     }
 }
@@ -173,7 +176,10 @@ pub fn show(
                     row.col(|ui| target_cell(ui, t));
                     row.col(|ui| local_cell(ui, t, out));
                     row.col(|ui| {
-                        ui.label(t.connections.to_string());
+                        ui.label(t.connections.to_string()).on_hover_text(format!(
+                            "{} open now, {} in total",
+                            t.connections, t.total_connections
+                        ));
                     });
                     row.col(|ui| {
                         ui.label(theme::weak(format!(
@@ -210,7 +216,11 @@ pub fn show(
 
 fn status_cell(ui: &mut Ui, t: &TunnelRow) {
     let (word, tone) = t.status.word_and_tone();
-    let response = theme::state_label(ui, tone, word);
+    let response = if t.status == TunnelStatus::Starting {
+        theme::waiting_label(ui, word)
+    } else {
+        theme::state_label(ui, tone, word)
+    };
     if let Some(reason) = t.status.reason() {
         response.on_hover_text(reason);
     }
@@ -269,7 +279,7 @@ fn local_cell(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
 
 fn row_actions(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
     let ids = vec![t.id.clone()];
-    if t.status.running() {
+    if t.status.is_running() {
         if ui.small_button(icon::STOP).on_hover_text("Stop").clicked() {
             out.push(Command::StopTunnels(ids.clone()));
         }
