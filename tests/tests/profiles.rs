@@ -530,3 +530,81 @@ async fn ferry_up_staging_brings_every_tunnel_up_and_traffic_flows() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn killing_ferry_in_the_middle_of_a_write_leaves_the_old_or_the_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = ferry_bin();
+    let out = ferry(
+        dir.path(),
+        &[
+            "profile",
+            "add",
+            "seed",
+            "svc/api",
+            "80",
+            "--context",
+            "c",
+            "-n",
+            "n",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 0..40u64 {
+        let mut child = Command::new(&bin)
+            .args([
+                "profile",
+                "add",
+                &format!("k{i}"),
+                "svc/api",
+                "80",
+                "--context",
+                "c",
+                "-n",
+                "n",
+            ])
+            .env("FERRY_CONFIG_DIR", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferry");
+        // Not a wait for a condition: this spreads the SIGKILL over the process's short life
+        // (startup, lock, write, fsync, rename) so some kills land in the middle of a write.
+        std::thread::sleep(Duration::from_micros(i * 300));
+        let _ = child.kill();
+        let _ = child.wait();
+        let s = store(dir.path());
+        assert!(
+            s.problems().is_empty(),
+            "after kill {i}: {:?}",
+            s.problems()
+        );
+        assert!(
+            s.profile("seed").is_some(),
+            "after kill {i}: the old content is gone"
+        );
+    }
+    // The next write clears temp files that killed writers left behind.
+    let out = ferry(
+        dir.path(),
+        &[
+            "profile",
+            "add",
+            "last",
+            "svc/api",
+            "80",
+            "--context",
+            "c",
+            "-n",
+            "n",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}

@@ -105,8 +105,11 @@ pub fn parse(path: &Path, text: &str) -> Parsed {
     }
     let strict = if version == CURRENT_VERSION {
         toml::from_str::<Document>(text).map_err(|e| {
-            let at = e.span().map(|s| line_col(text, s.start));
-            problem(at, first_line(e.message()))
+            let message = first_line(e.message());
+            let at = e
+                .span()
+                .map(|s| line_col(text, pinpoint(text, s.start, &message)));
+            problem(at, message)
         })
     } else {
         Value::Table(migrate(table.clone(), version))
@@ -222,6 +225,26 @@ fn check_unique_names(parsed: &mut Parsed, problem: impl Fn(String) -> Problem) 
         parsed.damaged = true;
         parsed.problems.extend(dupes.into_iter().map(problem));
     }
+}
+
+/// Errors inside a tunnel are reported by toml at the start of its table (the struct is read
+/// through `flatten`). When the message quotes the offending value, point at that value within
+/// the same table instead, so the person lands on the right line.
+fn pinpoint(text: &str, start: usize, message: &str) -> usize {
+    let Some(quoted) = message.split('"').nth(1).filter(|q| !q.is_empty()) else {
+        return start;
+    };
+    let Some(table) = text.get(start..) else {
+        return start;
+    };
+    // The table ends where the next header starts.
+    let end = table
+        .match_indices("\n[")
+        .map(|(i, _)| i)
+        .find(|&i| i > 0)
+        .unwrap_or(table.len());
+    let needle = format!("\"{quoted}\"");
+    table[..end].find(&needle).map_or(start, |i| start + i + 1)
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.

@@ -209,6 +209,7 @@ impl ProfileStore {
             path: sibling(&self.path, ".lock"),
             source,
         })?;
+        remove_stale_temp_files(&self.path);
         let old_bytes = read(&self.path)?;
         let parsed = old_bytes
             .as_deref()
@@ -516,6 +517,25 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// Temp files of writers that were killed mid-write. Only called under the lock, when no
+/// other writer of this file can be between creating and renaming its temp file.
+fn remove_stale_temp_files(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            tracing::debug!(file, "removing a temp file left by an interrupted write");
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

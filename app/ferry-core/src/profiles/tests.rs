@@ -205,9 +205,9 @@ fn one_bad_profile_does_not_hide_the_others_and_blocks_writes() {
     let mut s = store(dir.path());
     let names: Vec<_> = s.profiles().iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["good", "also-good"]);
-    // The position is the bad tunnel's `[[profile.tunnel]]` header.
+    // The position is the bad value itself (line 13, inside the quotes of "80:Http").
     let first = &s.problems()[0];
-    assert_eq!(first.line, Some(9), "{first}");
+    assert_eq!((first.line, first.column), (Some(13), Some(11)), "{first}");
     assert!(first.message.contains("80:Http"), "{first}");
     assert!(
         s.problems()
@@ -406,4 +406,99 @@ fn exported_profiles_import_back_identically() {
     let report = import::import_ferry(Path::new("export.toml"), &text).unwrap();
     assert_eq!(report.profiles, vec![full_profile()]);
     assert!(report.skipped.is_empty());
+}
+
+mod round_trip {
+    use proptest::prelude::*;
+
+    use super::super::{Document, Profile, parse_document};
+    use crate::spec::{LocalPort, PortSpec, RemotePort, Spread, Target, TunnelSpec};
+
+    fn target() -> impl Strategy<Value = Target> {
+        let name = "[a-z0-9][a-z0-9.-]{0,30}";
+        prop_oneof![
+            name.prop_map(Target::Pod),
+            name.prop_map(Target::Service),
+            name.prop_map(Target::Deployment),
+            "[a-z]{1,8}(=|!=)[a-z0-9]{1,8}(,[a-z]{1,8}=[a-z]{1,8})?".prop_map(Target::Selector),
+        ]
+    }
+
+    fn port() -> impl Strategy<Value = PortSpec> {
+        let local = prop_oneof![
+            Just(LocalPort::SameAsRemote),
+            Just(LocalPort::Any),
+            (1u16..).prop_map(LocalPort::Fixed)
+        ];
+        let remote = prop_oneof![
+            (1u16..).prop_map(RemotePort::Number),
+            "[a-z]([a-z0-9]|-[a-z0-9]){0,6}".prop_map(RemotePort::Name)
+        ];
+        (local, remote).prop_map(|(local, remote)| PortSpec { local, remote })
+    }
+
+    fn spread() -> impl Strategy<Value = Spread> {
+        prop_oneof![
+            Just(Spread::Single),
+            Just(Spread::RoundRobin),
+            Just(Spread::ClientAffinity),
+            Just(Spread::FollowService)
+        ]
+    }
+
+    fn tunnel() -> impl Strategy<Value = TunnelSpec> {
+        (
+            any::<String>(),
+            any::<String>(),
+            target(),
+            prop::collection::vec(port(), 1..4),
+            prop::collection::vec(any::<std::net::IpAddr>(), 0..3),
+            spread(),
+            proptest::option::of(any::<String>()),
+            proptest::option::of(any::<String>()),
+        )
+            .prop_map(
+                |(context, namespace, target, ports, bind, spread, alias, note)| TunnelSpec {
+                    context,
+                    namespace,
+                    target,
+                    ports,
+                    bind,
+                    spread,
+                    alias,
+                    note,
+                },
+            )
+    }
+
+    fn profile() -> impl Strategy<Value = Profile> {
+        (
+            any::<String>(),
+            any::<bool>(),
+            proptest::option::of(any::<String>()),
+            prop::collection::vec(tunnel(), 0..4),
+        )
+            .prop_map(|(name, autostart, note, tunnels)| {
+                let mut p = Profile::new(name, tunnels);
+                p.autostart = autostart;
+                p.note = note;
+                p
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any profile, with any text in its names and notes, reads back exactly as written.
+        #[test]
+        fn any_profile_reads_back_exactly_as_written(profiles in prop::collection::vec(profile(), 0..4)) {
+            let doc = Document { profiles, ..Document::default() };
+            let text = doc.to_toml().expect("serialise");
+            let parsed = parse_document(std::path::Path::new("p.toml"), &text);
+            prop_assert!(parsed.problems.iter().all(|p| p.message.contains("two profiles")), "{:?}\n{text}", parsed.problems);
+            if parsed.problems.is_empty() {
+                prop_assert_eq!(parsed.document, doc);
+            }
+        }
+    }
 }
