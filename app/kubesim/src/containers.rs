@@ -220,11 +220,12 @@ pub fn start(cluster: &Arc<Cluster>) {
     if cluster.containers.started.swap(true, Ordering::SeqCst) {
         return;
     }
-    let store = cluster.store.clone();
+    // Only a weak reference: the loop ends when the cluster is dropped (its store, and with it
+    // the change channel, goes away).
     let weak = Arc::downgrade(cluster);
     // Subscribe before listing so no change falls between the two.
-    let mut changes = store.subscribe();
-    resync(&store, &cluster.containers);
+    let mut changes = cluster.store.subscribe();
+    resync(&cluster.store, &cluster.containers);
     tokio::spawn(async move {
         loop {
             let change = changes.recv().await;
@@ -237,7 +238,7 @@ pub fn start(cluster: &Arc<Cluster>) {
                     reconcile(&cluster.containers, &c.key.namespace, &c.key.name, object);
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => resync(&store, &cluster.containers),
+                Err(RecvError::Lagged(_)) => resync(&cluster.store, &cluster.containers),
                 Err(RecvError::Closed) => return,
             }
         }

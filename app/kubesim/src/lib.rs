@@ -138,6 +138,8 @@ impl Kubesim {
         let mut served = Vec::new();
         for (i, (name, manifests)) in clusters.into_iter().enumerate() {
             let cluster = Cluster::new(name.clone(), config.timing.clone());
+            // Before the pods: simulated container listeners follow pod events from the start.
+            containers::start(&cluster);
             sim::start(&cluster, manifests).map_err(|source| Error::World {
                 cluster: name.clone(),
                 source,
