@@ -100,6 +100,11 @@ impl FerryApp {
         self.context.as_deref()
     }
 
+    /// The model the last frame showed (tests read tunnel addresses from it).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// Applies one command: UI state changes here, everything else becomes a runtime request.
     pub fn apply(&mut self, ctx: &egui::Context, command: Command) {
         match command {
