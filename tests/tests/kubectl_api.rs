@@ -546,3 +546,70 @@ async fn version_reports_the_simulated_server() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn auth_can_i_answers_for_each_user() -> anyhow::Result<()> {
+    let Some((_cluster, kubectl)) = demo().await? else {
+        return Ok(());
+    };
+    let ask = |context: &'static str, args: &'static [&'static str]| {
+        let kubectl = kubectl.clone();
+        async move {
+            let mut full = vec!["--context", context, "auth", "can-i"];
+            full.extend_from_slice(args);
+            kubectl
+                .run(&full)
+                .await
+                .map(|o| o.stdout.trim().to_string())
+        }
+    };
+    assert_eq!(ask("demo", &["delete", "pods"]).await?, "yes");
+    assert_eq!(
+        ask(
+            "demo-viewer",
+            &["create", "pods", "--subresource=portforward"]
+        )
+        .await?,
+        "no"
+    );
+    assert_eq!(ask("demo-viewer", &["list", "pods"]).await?, "yes");
+    assert_eq!(
+        ask("demo-restricted", &["list", "pods", "-n", "kube-system"]).await?,
+        "no"
+    );
+    assert_eq!(
+        ask(
+            "demo-restricted",
+            &["create", "pods", "--subresource=portforward"]
+        )
+        .await?,
+        "yes"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_and_describe_pod_work() -> anyhow::Result<()> {
+    let Some((_cluster, kubectl)) = demo().await? else {
+        return Ok(());
+    };
+    kubectl.run(&["get", "events", "-A"]).await?.ok()?;
+    let pod = kubia_pods(&kubectl)
+        .await?
+        .into_iter()
+        .next()
+        .expect("a pod");
+    let out = kubectl.run(&["describe", "pod", &pod]).await?.ok()?;
+    for field in [
+        "Name:",
+        "Node:",
+        "Status:      Running",
+        "IP:",
+        "Containers:",
+        "Conditions:",
+        "Events:",
+    ] {
+        assert!(out.stdout.contains(field), "{field} in:\n{}", out.stdout);
+    }
+    Ok(())
+}

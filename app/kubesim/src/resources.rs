@@ -203,6 +203,18 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
     },
     Resource {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        short_names: &["ev"],
+        namespaced: true,
+        verbs: RW_VERBS,
+        categories: &[],
+        subresources: &[],
+    },
+    Resource {
         group: "apps",
         version: "v1",
         kind: "Deployment",
@@ -250,7 +262,24 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         subresources: &[status_sub("Ingress", "networking.k8s.io", "v1")],
     },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        short_names: &[],
+        namespaced: false,
+        verbs: &["create"],
+        categories: &[],
+        subresources: &[],
+    },
 ];
+
+/// Resources that are requests rather than stored objects (`kubectl auth can-i`).
+pub fn is_review(plural: &str) -> bool {
+    plural == "selfsubjectaccessreviews"
+}
 
 /// The API groups kubesim serves, in discovery order (`""` is the core group).
 pub fn groups() -> Vec<&'static str> {
@@ -320,7 +349,13 @@ mod tests {
     fn groups_start_with_core() {
         assert_eq!(
             groups(),
-            vec!["", "apps", "discovery.k8s.io", "networking.k8s.io"]
+            vec![
+                "",
+                "apps",
+                "discovery.k8s.io",
+                "networking.k8s.io",
+                "authorization.k8s.io"
+            ]
         );
     }
 }

@@ -121,24 +121,24 @@ pub fn list(ctx: &Ctx) -> Result<Response, ApiError> {
         .collect();
     let mut next = None;
     let mut remaining = None;
-    if let Some(limit) = limit {
-        if matching.len() > limit {
-            let rest = matching.len() - limit;
-            matching.truncate(limit);
-            if let Some(last) = matching.last() {
-                let (namespace, name) = key_of(last);
-                next = Some(
-                    ContinueToken {
-                        rv: list_rv,
-                        namespace,
-                        name,
-                    }
-                    .encode(),
-                );
-            }
-            if selectors.is_empty() {
-                remaining = Some(rest);
-            }
+    if let Some(limit) = limit
+        && matching.len() > limit
+    {
+        let rest = matching.len() - limit;
+        matching.truncate(limit);
+        if let Some(last) = matching.last() {
+            let (namespace, name) = key_of(last);
+            next = Some(
+                ContinueToken {
+                    rv: list_rv,
+                    namespace,
+                    name,
+                }
+                .encode(),
+            );
+        }
+        if selectors.is_empty() {
+            remaining = Some(rest);
         }
     }
     let rv = list_rv.to_string();

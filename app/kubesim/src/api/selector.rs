@@ -365,6 +365,19 @@ fn extra_fields(plural: &str) -> &'static [&'static str] {
         "namespaces" => &["status.phase"],
         "nodes" => &["spec.unschedulable"],
         "services" => &["spec.clusterIP", "spec.type"],
+        "events" => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
         _ => &[],
     }
 }
@@ -451,7 +464,12 @@ impl FieldSelector {
     /// Whether the object is selected.
     pub fn matches_object(&self, object: &Value) -> bool {
         self.requirements.iter().all(|r| {
-            let pointer = format!("/{}", r.field.replace('.', "/"));
+            let pointer = match r.field.as_str() {
+                // The event's `source` field selects on the reporting component.
+                "source" => "/source/component".to_string(),
+                "reportingComponent" => "/reportingController".to_string(),
+                f => format!("/{}", f.replace('.', "/")),
+            };
             let actual = match object.pointer(&pointer) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
@@ -559,10 +577,9 @@ mod tests {
         assert!(fs.matches_object(&pod));
         assert_eq!(fs.pinned_name(), Some("a"));
         assert!(
-            FieldSelector::parse("status.phase!=Running", "pods")
+            !FieldSelector::parse("status.phase!=Running", "pods")
                 .unwrap()
                 .matches_object(&pod)
-                == false
         );
         assert!(
             FieldSelector::parse("spec.nodeName=", "pods")

@@ -254,6 +254,63 @@ fn columns(r: &Resource) -> Vec<Column> {
                 "Selector is a label query over pods that should match the replica count.",
             ),
         ],
+        "events" => vec![
+            (
+                "Last Seen",
+                "string",
+                0,
+                "The time at which the most recent occurrence of this event was recorded.",
+            ),
+            (
+                "Type",
+                "string",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future",
+            ),
+            (
+                "Reason",
+                "string",
+                0,
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
+            (
+                "Object",
+                "string",
+                0,
+                "The object that this event is about.",
+            ),
+            (
+                "Subobject",
+                "string",
+                1,
+                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
+            ),
+            (
+                "Source",
+                "string",
+                1,
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            (
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            (
+                "First Seen",
+                "string",
+                1,
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            ),
+            (
+                "Count",
+                "string",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            ("Name", "string", 1, NAME_DOC),
+        ],
         "namespaces" => vec![
             name,
             ("Status", "string", 0, "The status of the namespace"),
@@ -403,6 +460,7 @@ fn cells(r: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ]
         }
         "namespaces" => vec![name, json!(text(o, "/status/phase")), age],
+        "events" => event_cells(o, now),
         "ingresses" => vec![
             name,
             json!(ingress_class(o)),
@@ -877,6 +935,57 @@ fn node_cells(o: &Value, name: Value, age: Value) -> Vec<Value> {
         json!(info("osImage")),
         json!(info("kernelVersion")),
         json!(info("containerRuntimeVersion")),
+    ]
+}
+
+fn since(o: &Value, pointer: &str, now: jiff::Timestamp) -> Option<String> {
+    text(o, pointer)
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| human_duration(now.duration_since(t).as_secs()))
+}
+
+/// `printEvent` (wide, as the server renders it).
+fn event_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let first = since(o, "/firstTimestamp", now)
+        .or_else(|| since(o, "/eventTime", now))
+        .unwrap_or_else(|| "<unknown>".into());
+    let mut last = since(o, "/lastTimestamp", now).unwrap_or_else(|| first.clone());
+    let mut count = int(o, "/count");
+    if o.get("series").is_some_and(Value::is_object) {
+        last = since(o, "/series/lastObservedTime", now).unwrap_or(last);
+        count = int(o, "/series/count");
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = text(o, "/involvedObject/kind").to_lowercase();
+    let target_name = text(o, "/involvedObject/name");
+    let target = if target_name.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{target_name}")
+    };
+    let component = non_empty(
+        text(o, "/source/component"),
+        text(o, "/reportingController"),
+    );
+    let host = non_empty(text(o, "/source/host"), text(o, "/reportingInstance"));
+    let source = if host.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {host}")
+    };
+    vec![
+        json!(last),
+        json!(text(o, "/type")),
+        json!(text(o, "/reason")),
+        json!(target),
+        json!(text(o, "/involvedObject/fieldPath")),
+        json!(source),
+        json!(text(o, "/message").trim()),
+        json!(first),
+        json!(count),
+        json!(text(o, "/metadata/name")),
     ]
 }
 
