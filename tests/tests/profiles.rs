@@ -608,3 +608,37 @@ fn killing_ferry_in_the_middle_of_a_write_leaves_the_old_or_the_new_file() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn ferry_up_says_which_profiles_exist_when_the_name_is_wrong_or_none_autostarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(
+        dir.path(),
+        &[
+            "profile",
+            "add",
+            "staging",
+            "svc/api",
+            "80",
+            "--context",
+            "c",
+            "-n",
+            "n",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ferry(dir.path(), &["up", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no profile named \"nope\"; saved profiles: staging"),
+        "{}",
+        text(&out)
+    );
+    let out = ferry(dir.path(), &["up"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no profile is marked autostart"),
+        "{}",
+        text(&out)
+    );
+}

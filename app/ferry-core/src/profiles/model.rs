@@ -1,6 +1,32 @@
 //! What a profile file holds, as plain serde data: saved tunnel sets ("profiles") and clusters
 //! added inside Ferry. Every struct keeps the fields it does not know in `extra`, so a file
 //! written by a newer Ferry survives being edited by this one.
+//!
+//! The file (`profiles.toml`) is meant to be read and edited by people:
+//!
+//! ```toml
+//! version = 1
+//!
+//! [[profile]]
+//! name = "staging backend"
+//! autostart = true
+//! note = "what I forward every morning"
+//!
+//! [[profile.tunnel]]
+//! alias = "api"
+//! context = "kind-staging"
+//! namespace = "backend"
+//! target = "svc/api"            # pod/NAME, svc/NAME, deploy/NAME or a selector (app=web)
+//! ports = ["8080:80", ":http"]  # as kubectl takes them
+//! bind = ["127.0.0.1"]          # optional; default loopback
+//! spread = "round-robin"        # optional: single, round-robin, client-affinity, follow-service
+//!
+//! [[cluster]]
+//! name = "lab"
+//! server = "https://10.0.0.1:6443"
+//! ca_data = "LS0tLS1CRUdJTi…"   # base64 PEM, as in kubeconfig
+//! token = "keyring:cluster/lab/5f1c…"  # a reference; the token is in the OS keyring
+//! ```
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -393,6 +393,9 @@ impl ProfileStore {
     /// Removes an in-app cluster and its token. The token is deleted first: if the keyring
     /// cannot be reached the cluster stays, so no secret is left behind without a reference.
     pub fn remove_cluster(&mut self, name: &str) -> Result<Cluster, StoreError> {
+        // Refuse early when the file cannot be written, before the secret is gone.
+        self.reload()?;
+        self.check_writable()?;
         let cluster = self
             .cluster(name)
             .cloned()
@@ -408,6 +411,12 @@ impl ProfileStore {
                 .ok_or_else(|| StoreError::ClusterNotFound(name.to_string()))?;
             Ok(doc.clusters.remove(i))
         })
+    }
+
+    /// Whether tokens can be saved now (the OS keyring answers), so a dialog can say so before
+    /// the person types one.
+    pub fn secrets_available(&self) -> Result<(), SecretError> {
+        self.secrets.check()
     }
 
     /// The bearer token of an in-app cluster, read from the OS keyring.
