@@ -150,7 +150,9 @@ impl FerryApp {
                 spec,
                 save_to_profile,
             } => {
+                // Show the new tunnel in a wide table rather than the target's details.
                 self.tab = Tab::Tunnels;
+                self.selection = None;
                 self.runtime.send(Request::StartTunnel {
                     spec,
                     save_to_profile,

@@ -152,7 +152,7 @@ pub fn show(
     let columns = [
         Column::initial(150.0).at_least(80.0).clip(true),
         Column::initial(88.0).clip(true),
-        Column::initial(92.0).clip(true),
+        Column::initial(112.0).clip(true),
         Column::initial(92.0).clip(true),
         Column::initial(170.0).clip(true),
         Column::initial(90.0).clip(true),
@@ -179,7 +179,11 @@ pub fn show(
                         ui.label(&s.kind);
                     });
                     row.col(|ui| {
-                        ui.label(theme::mono(&s.cluster_ip));
+                        if s.cluster_ip == "None" {
+                            ui.label(theme::weak("None (headless)"));
+                        } else {
+                            ui.label(theme::mono(&s.cluster_ip));
+                        }
                     });
                     row.col(|ui| {
                         ui.label(if s.external_ip.is_empty() {

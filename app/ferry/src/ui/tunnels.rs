@@ -7,7 +7,7 @@ use egui::{RichText, Ui};
 use egui_extras::Column;
 
 use super::commands::{Command, Selection};
-use super::model::{TunnelRow, TunnelStatus};
+use super::model::{Listener, TunnelRow, TunnelStatus};
 use super::table::{self, TableState};
 use super::theme::{self, Tone, icon};
 
@@ -135,14 +135,14 @@ pub fn show(
     let now = jiff::Timestamp::now();
     let columns = [
         Column::exact(22.0),
+        Column::initial(92.0),
+        Column::initial(215.0).at_least(120.0).clip(true),
+        Column::initial(300.0).clip(true),
+        Column::initial(48.0),
         Column::initial(118.0),
-        Column::initial(250.0).at_least(120.0).clip(true),
-        Column::initial(170.0).clip(true),
-        Column::initial(50.0),
-        Column::initial(120.0),
-        Column::initial(50.0),
-        Column::remainder().at_least(120.0).clip(true),
-        Column::exact(104.0),
+        Column::initial(48.0),
+        Column::remainder().at_least(80.0).clip(true),
+        Column::exact(90.0),
     ];
     let checked = &mut state.checked;
     table::scroll_sideways(ui, "tunnels-x", |ui| {
@@ -245,17 +245,32 @@ fn target_cell(ui: &mut Ui, t: &TunnelRow) {
     });
 }
 
+/// One listener per forwarded port: the IPv4 one when the port is bound on both families.
+pub fn primary_listeners(listeners: &[Listener]) -> Vec<&Listener> {
+    let mut out: Vec<&Listener> = Vec::new();
+    for l in listeners {
+        match out.iter_mut().find(|o| o.remote == l.remote) {
+            Some(o) if o.local.is_ipv6() && l.local.is_ipv4() => *o = l,
+            Some(_) => {}
+            None => out.push(l),
+        }
+    }
+    out
+}
+
 fn local_cell(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
-    for l in &t.listeners {
+    let all: Vec<String> = t.listeners.iter().map(|l| l.local.to_string()).collect();
+    for l in primary_listeners(&t.listeners) {
         let address = l.local.to_string();
         let link = ui.link(theme::mono(&address)).on_hover_text(format!(
-            "→ remote port {}{}",
+            "→ remote port {}{}\nListening on {}",
             l.remote,
             if l.http {
                 "\nClick to open in the browser"
             } else {
                 "\nClick to copy"
-            }
+            },
+            all.join(", ")
         ));
         if link.clicked() {
             out.push(if l.http {
