@@ -5,8 +5,8 @@
 //! Run alone with:
 //! `dbus-run-session -- sh -c 'echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null; cargo test -p ferry-e2e --test keyring'`
 //!
-//! Without a reachable Secret Service these tests FAIL under `CI=true` and are skipped with a
-//! loud message otherwise.
+//! Without a reachable Secret Service these tests FAIL under `CI=true` (or when `tests/run` sets
+//! `FERRY_TEST_SECRET_SERVICE`) and are skipped with a loud message otherwise.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,8 +20,10 @@ use ferry_core::secrets::{KEYRING_SERVICE, OsKeyring, SecretError, SecretStore};
 fn secret_service_or_skip(test: &str) -> bool {
     match OsKeyring.check() {
         Ok(()) => true,
-        Err(e) if ferry_e2e::is_ci() => {
-            panic!("{test}: CI=true but no Secret Service is reachable: {e}")
+        Err(e) if ferry_e2e::is_ci() || std::env::var_os("FERRY_TEST_SECRET_SERVICE").is_some() => {
+            panic!(
+                "{test}: CI=true (or FERRY_TEST_SECRET_SERVICE) but no Secret Service is reachable: {e}"
+            )
         }
         Err(e) => {
             eprintln!(

@@ -39,7 +39,9 @@ pub fn config_dir() -> Result<PathBuf, ConfigDirError> {
     Ok(dir)
 }
 
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+/// Creates `dir` (and parents) readable by the user only, on Unix. Existing folders are left as
+/// they are.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -204,6 +204,13 @@ impl ProfileStore {
         &mut self,
         change: impl FnOnce(&mut Document) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
+        if let Some(dir) = self.path.parent() {
+            crate::config_dir::create_private_dir(dir).map_err(|source| StoreError::Io {
+                action: "create the folder",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
         let _lock = FileLock::acquire(&self.path).map_err(|source| StoreError::Io {
             action: "lock",
             path: sibling(&self.path, ".lock"),

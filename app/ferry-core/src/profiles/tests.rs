@@ -130,6 +130,16 @@ fn a_version_0_file_is_upgraded_and_keeps_everything() {
 }
 
 #[test]
+fn saving_into_a_config_folder_that_does_not_exist_yet_creates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/ferry");
+    let mut s = store(&nested);
+    assert!(s.profiles().is_empty() && s.problems().is_empty());
+    s.add_profile(Profile::new("first", [])).unwrap();
+    assert_eq!(store(&nested).profiles().len(), 1);
+}
+
+#[test]
 fn a_failed_rename_leaves_the_old_file_whole_and_no_temp_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.toml");
