@@ -600,10 +600,16 @@ async fn events_and_describe_pod_work() -> anyhow::Result<()> {
         .next()
         .expect("a pod");
     let out = kubectl.run(&["describe", "pod", &pod]).await?.ok()?;
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("Status:") && l.ends_with("Running")),
+        "{}",
+        out.stdout
+    );
     for field in [
         "Name:",
         "Node:",
-        "Status:      Running",
         "IP:",
         "Containers:",
         "Conditions:",
