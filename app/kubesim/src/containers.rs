@@ -126,6 +126,44 @@ pub struct ContainerInfo {
     pub name: String,
     /// Literal `env` entries of the container spec (`valueFrom` entries are skipped).
     pub env: Vec<(String, String)>,
+    /// Programs the image does not have although the host does (exec fails for them as it
+    /// would in the real image): the `kubesim.ferry.dev/missing-executables` annotation
+    /// (comma list), else `bash` for busybox and alpine images.
+    pub missing_executables: Vec<String>,
+}
+
+impl ContainerInfo {
+    /// Whether `program` (a name or a path) is absent from the simulated image.
+    pub fn lacks(&self, program: &str) -> bool {
+        let base = program.rsplit('/').next().unwrap_or(program);
+        self.missing_executables.iter().any(|m| m == base)
+    }
+}
+
+/// Annotation listing programs the pod's images lack (comma separated).
+pub const MISSING_EXECUTABLES_ANNOTATION: &str = "kubesim.ferry.dev/missing-executables";
+
+fn missing_executables(pod: &Value, image: &str) -> Vec<String> {
+    let annotated = pod
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(MISSING_EXECUTABLES_ANNOTATION))
+        .and_then(Value::as_str);
+    match annotated {
+        Some(list) => list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => {
+            let image = image.to_ascii_lowercase();
+            let no_bash = ["busybox", "alpine"].iter().any(|i| image.contains(i));
+            if no_bash {
+                vec!["bash".to_string()]
+            } else {
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// A pod whose containers are running: its listeners, working directory and logs. Dropped (and
@@ -440,6 +478,7 @@ fn start_pod(pod: &Value) -> std::io::Result<RunningPod> {
         infos.push(ContainerInfo {
             name: cname.clone(),
             env: literal_env(spec),
+            missing_executables: missing_executables(pod, image),
         });
         logs.insert(cname, log);
     }

@@ -34,9 +34,6 @@ pub async fn serve(
     req: Request,
 ) -> Response {
     containers::start(&cluster);
-    if streams::is_spdy(req.headers()) {
-        return streams::spdy_refused();
-    }
     let opts = match channel::parse_exec_options(req.uri().query().unwrap_or_default()) {
         Ok(o) => o,
         Err(e) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
@@ -53,6 +50,11 @@ pub async fn serve(
         Ok(r) => r,
         Err(unavailable) => return unavailable.into_response(),
     };
+    // Refused only after the checks a real cluster makes: kubectl retries a failed WebSocket
+    // upgrade with SPDY and then reports what the SPDY attempt got.
+    if streams::is_spdy(req.headers()) {
+        return streams::spdy_refused();
+    }
     let offered = streams::offered_protocols(req.headers());
     let supported = [channel::V5_BINARY, channel::V4_BINARY];
     let protocol = match streams::choose_protocol(&offered, &supported) {
@@ -98,11 +100,10 @@ impl Session {
         };
         let _ = tx.send(Message::Binary(channel::encode(first, &[]))).await;
 
-        let env = self
-            .pod
-            .container(&self.container)
-            .map(|c| c.env.clone())
-            .unwrap_or_default();
+        let info = self.pod.container(&self.container);
+        let env = info.map(|c| c.env.clone()).unwrap_or_default();
+        let program = self.opts.command.first().cloned().unwrap_or_default();
+        let missing_in_image = info.is_some_and(|c| c.lacks(&program));
         let spec = crate::process::Spec {
             argv: self.opts.command.clone(),
             workdir: self.pod.workdir().to_path_buf(),
@@ -112,7 +113,14 @@ impl Session {
             tty: self.opts.tty,
         };
         let client_gone = CancellationToken::new();
-        let (status, reader) = match Process::spawn(&spec) {
+        let spawned = if missing_in_image && program.contains('/') {
+            Err(SpawnError::NoSuchFile(program))
+        } else if missing_in_image {
+            Err(SpawnError::NotInPath(program))
+        } else {
+            Process::spawn(&spec)
+        };
+        let (status, reader) = match spawned {
             Ok(process) => {
                 let reader = tokio::spawn(read_client(
                     incoming,

@@ -42,16 +42,18 @@ pub async fn serve(
     req: Request,
 ) -> Response {
     containers::start(&cluster);
+    let running = match containers::running_or_status(&cluster, &namespace, &pod) {
+        Ok(r) => r,
+        Err(unavailable) => return unavailable.into_response(),
+    };
+    // Refused only after the checks a real cluster makes, so that clients falling back from
+    // WebSocket to SPDY (kubectl) still report the real error.
     if streams::is_spdy(req.headers()) {
         return streams::spdy_refused();
     }
     let ports = match channel::parse_ports(req.uri().query().unwrap_or_default()) {
         Ok(p) => p,
         Err(e) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
-    };
-    let running = match containers::running_or_status(&cluster, &namespace, &pod) {
-        Ok(r) => r,
-        Err(unavailable) => return unavailable.into_response(),
     };
     let offered = streams::offered_protocols(req.headers());
     let supported = [channel::V4_BINARY, channel::V4_BASE64];
