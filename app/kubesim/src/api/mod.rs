@@ -299,3 +299,185 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
 pub fn empty(code: StatusCode) -> Response {
     (code, Body::empty()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Timing;
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    fn state() -> (Arc<ApiState>, String) {
+        let tokens = Arc::new(Tokens::generate());
+        let admin = tokens.token(User::Admin).to_string();
+        let cluster = Cluster::new("t", Timing::fast());
+        (Arc::new(ApiState { cluster, tokens }), admin)
+    }
+
+    async fn call(
+        state: &Arc<ApiState>,
+        token: &str,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Option<(u16, Value)> {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .ok()?;
+        let resp = router(state.clone()).oneshot(req).await.ok()?;
+        let code = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .ok()?;
+        Some((code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
+    #[tokio::test]
+    async fn crud_round_trip_through_the_router() {
+        let (state, admin) = state();
+        let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"}}"#;
+        let (code, _) = call(
+            &state,
+            &admin,
+            "POST",
+            "/api/v1/namespaces",
+            "application/json",
+            ns.to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 201);
+        let pod = br#"{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}"#;
+        let (code, created) = call(
+            &state,
+            &admin,
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            "application/json",
+            pod.to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 201, "{created}");
+        let (code, list) = call(
+            &state,
+            &admin,
+            "GET",
+            "/api/v1/pods?labelSelector=a%3Db",
+            "",
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 200);
+        assert_eq!(list["kind"], "PodList");
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        let (code, patched) = call(
+            &state,
+            &admin,
+            "PATCH",
+            "/api/v1/namespaces/default/pods/p",
+            "application/merge-patch+json",
+            br#"{"metadata":{"labels":{"x":"y"}}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 200, "{patched}");
+        assert_eq!(patched["metadata"]["labels"]["x"], "y");
+        let (code, _) = call(
+            &state,
+            &admin,
+            "PATCH",
+            "/api/v1/namespaces/default/pods/p",
+            "text/plain",
+            b"{}".to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 415);
+        let (code, status) = call(&state, "wrong", "GET", "/api/v1/pods", "", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (401, Some("Unauthorized"))
+        );
+        let (code, _) = call(&state, "", "GET", "/version", "", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            code, 401,
+            "a malformed Authorization header is refused even on /version"
+        );
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("api".to_string()),
+            Just("apis".to_string()),
+            Just("v1".to_string()),
+            Just("apps".to_string()),
+            Just("namespaces".to_string()),
+            Just("default".to_string()),
+            Just("pods".to_string()),
+            Just("deployments".to_string()),
+            Just("scale".to_string()),
+            Just("status".to_string()),
+            Just("log".to_string()),
+            Just("openapi".to_string()),
+            Just("selfsubjectaccessreviews".to_string()),
+            "[a-z0-9%.-]{0,8}",
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("watch=1&timeoutSeconds=1&resourceVersion=1".to_string()),
+            Just("limit=1&continue=abc".to_string()),
+            "labelSelector=[a-z=!(),% ]{0,12}",
+            "fieldSelector=[a-z.=!,\\\\]{0,12}",
+            "resourceVersion=[0-9a-z]{0,4}&resourceVersionMatch=Exact",
+            "gracePeriodSeconds=[-0-9a]{0,3}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn no_request_makes_the_server_fail(
+            method in prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("PATCH"), Just("DELETE")],
+            segments in proptest::collection::vec(segment(), 0..7),
+            q in query(),
+            content_type in prop_oneof![
+                Just("application/json"),
+                Just("application/merge-patch+json"),
+                Just("application/strategic-merge-patch+json"),
+                Just("application/json-patch+json"),
+                Just("application/apply-patch+yaml"),
+                Just("application/yaml"),
+                Just("application/vnd.kubernetes.protobuf"),
+            ],
+            body in prop_oneof![
+                Just(Vec::new()),
+                Just(br#"{"metadata":{"name":"x"},"spec":{"replicas":2}}"#.to_vec()),
+                Just(br#"[{"op":"replace","path":"","value":1}]"#.to_vec()),
+                Just(b"null".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ],
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (state, admin) = state();
+            let uri = format!("/{}?{q}", segments.join("/"));
+            // The URI builder may reject a generated path; only what reaches the server counts.
+            if let Some((code, doc)) = rt.block_on(call(&state, &admin, method, &uri, content_type, body)) {
+                prop_assert!(code < 500 || code == 501 || code == 504, "{method} {uri} -> {code} {doc}");
+            }
+        }
+    }
+}
