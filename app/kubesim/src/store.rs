@@ -179,6 +179,31 @@ impl Store {
         (items, inner.resource_version)
     }
 
+    /// Visits the objects of a resource (in one namespace, or all) under the store's lock,
+    /// without copying them: for controllers that need a count or a few matching objects out of
+    /// many. `visit` must not call back into the store.
+    pub fn for_each(&self, resource: &str, namespace: Option<&str>, mut visit: impl FnMut(&Value)) {
+        let inner = self.lock();
+        // Keys sort by resource, then namespace: the wanted objects are one contiguous range.
+        let start = ObjectKey::new(resource, namespace.unwrap_or(""), "");
+        inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
+            .for_each(|(_, v)| visit(v));
+    }
+
+    /// The objects of a resource (in one namespace, or all) for which `keep` is true, copied.
+    pub fn list_where(&self, resource: &str, namespace: Option<&str>, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.for_each(resource, namespace, |v| {
+            if keep(v) {
+                out.push(v.clone());
+            }
+        });
+        out
+    }
+
     /// The keys of every object in one namespace, of any resource (for namespace deletion and
     /// garbage collection, which must not miss resources they do not know by name).
     pub fn keys_in_namespace(&self, namespace: &str) -> Vec<ObjectKey> {

@@ -11,7 +11,7 @@ use kubesim::world::World;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Waits until `check` returns `Some`, re-checking after every store change; fails the test with
 /// `what` when the deadline passes.
@@ -620,4 +620,39 @@ async fn a_deleted_namespace_terminates_then_disappears_with_its_contents() {
         .then_some(())
     })
     .await;
+}
+
+/// Scale: a 200-replica deployment behind five services; every pod must reach every
+/// service's Endpoints. (Prints the time taken; `KUBESIM_SCALE_PODS` changes the count.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_pods_all_reach_their_services_endpoints() {
+    let n: usize = std::env::var("KUBESIM_SCALE_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut manifests = vec![deployment("big", n as i64, "example/big:1")];
+    for i in 0..5 {
+        manifests.push(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("big-{i}"), "namespace": "default"},
+            "spec": {"selector": {"app": "big"}, "ports": [{"port": 80, "targetPort": "http"}]}}));
+    }
+    let started_at = std::time::Instant::now();
+    let cluster = started(manifests);
+    for i in 0..5 {
+        wait_until(&cluster, &format!("{n} addresses in big-{i}"), |c| {
+            let ep = c.store.get("endpoints", "default", &format!("big-{i}"))?;
+            let count = ep["subsets"][0]["addresses"].as_array().map_or(0, Vec::len);
+            (count == n).then_some(())
+        })
+        .await;
+    }
+    let ips: std::collections::HashSet<String> = pods_with(&cluster, "default", ("app", "big"))
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ips.len(), n, "every pod has its own IP");
+    println!(
+        "{n} pods ready in 5 services' endpoints after {:?}",
+        started_at.elapsed()
+    );
 }

@@ -4,13 +4,14 @@
 //! `Recreate`, scaling, revision annotations, history cleanup, and the Deployment's status and
 //! conditions as `kubectl rollout status` reads them.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use super::objects::{
     array_at, canonical_json, controller_ref, controller_uid, i64_at, is_terminating, name,
-    set_condition, str_at, uid,
+    name_of_uid, set_condition, str_at, uid,
 };
 use crate::cluster::Cluster;
 use crate::store::{Change, EventType, now_rfc3339};
@@ -18,29 +19,35 @@ use crate::store::{Change, EventType, now_rfc3339};
 const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-/// Reacts to Deployment changes and to changes of the ReplicaSets they own.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
-    let ns = &change.key.namespace;
-    match change.key.resource.as_str() {
-        "deployments" if change.event != EventType::Deleted => {
-            reconcile(cluster, ns, &change.key.name)
-        }
-        "deployments" => {
-            cluster
-                .sim
-                .lock()
-                .observed_specs
-                .remove(uid(&change.object));
-        }
-        "replicasets" => {
-            if let Some(owner) = controller_uid(&change.object) {
-                let (all, _) = cluster.store.list("deployments", Some(ns));
-                if let Some(d) = all.iter().find(|d| uid(d) == owner) {
-                    reconcile(cluster, ns, name(d));
+/// Reacts to Deployment changes and to changes of the ReplicaSets they own (each Deployment
+/// once per batch).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    let mut dirty = BTreeSet::new();
+    for change in changes {
+        let ns = &change.key.namespace;
+        match (change.key.resource.as_str(), change.event) {
+            ("deployments", EventType::Deleted) => {
+                cluster
+                    .sim
+                    .lock()
+                    .observed_specs
+                    .remove(uid(&change.object));
+            }
+            ("deployments", _) => {
+                dirty.insert((ns.clone(), change.key.name.clone()));
+            }
+            ("replicasets", _) => {
+                if let Some(owner) = controller_uid(&change.object)
+                    && let Some(d) = name_of_uid(cluster, "deployments", ns, owner)
+                {
+                    dirty.insert((ns.clone(), d));
                 }
             }
+            _ => {}
         }
-        _ => {}
+    }
+    for (ns, d) in dirty {
+        reconcile(cluster, &ns, &d);
     }
 }
 

@@ -5,7 +5,7 @@
 //! that port is left out for that port). Services without a selector are left alone: their
 //! Endpoints are whatever someone created by hand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -44,24 +44,28 @@ pub fn targets(cluster: &Cluster, namespace: &str, service: &Value) -> Vec<Targe
     let Some(selector) = selector(service) else {
         return Vec::new();
     };
-    let (pods, _) = cluster.store.list("pods", Some(namespace));
     let headless = str_at(service, "/spec/clusterIP") == Some("None");
-    pods.iter()
-        .filter(|p| map_selector_matches(selector, &labels(p)))
-        .filter(|p| str_at(p, "/status/podIP").is_some_and(|ip| !ip.is_empty()))
-        .filter(|p| !finished(p))
-        .map(|p| Target {
-            name: name(p).to_string(),
-            namespace: namespace.to_string(),
-            uid: uid(p).to_string(),
-            ip: str_at(p, "/status/podIP").unwrap_or_default().to_string(),
-            node: str_at(p, "/spec/nodeName").map(str::to_string),
-            hostname: hostname(p, service, headless),
-            ready: is_pod_ready(p),
-            terminating: is_terminating(p),
-            ports: resolve_ports(service, p),
-        })
-        .collect()
+    let mut targets = Vec::new();
+    // Visited in place: only the few fields a Target needs are copied out of each pod.
+    cluster.store.for_each("pods", Some(namespace), |p| {
+        let matches = map_selector_matches(selector, &labels(p))
+            && str_at(p, "/status/podIP").is_some_and(|ip| !ip.is_empty())
+            && !finished(p);
+        if matches {
+            targets.push(Target {
+                name: name(p).to_string(),
+                namespace: namespace.to_string(),
+                uid: uid(p).to_string(),
+                ip: str_at(p, "/status/podIP").unwrap_or_default().to_string(),
+                node: str_at(p, "/spec/nodeName").map(str::to_string),
+                hostname: hostname(p, service, headless),
+                ready: is_pod_ready(p),
+                terminating: is_terminating(p),
+                ports: resolve_ports(service, p),
+            });
+        }
+    });
+    targets
 }
 
 fn finished(pod: &Value) -> bool {
@@ -113,22 +117,75 @@ fn find_named_port(pod: &Value, port_name: &str, protocol: &str) -> Option<i64> 
         .and_then(|p| p.get("containerPort")?.as_i64())
 }
 
-/// Reacts to Service, pod and Endpoints changes.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
-    let ns = &change.key.namespace;
-    match (change.key.resource.as_str(), change.event) {
-        ("services", EventType::Deleted) => {
-            let _ = cluster.store.remove("endpoints", ns, &change.key.name);
-        }
-        ("services", _) => reconcile(cluster, ns, &change.object),
-        ("pods", _) => reconcile_namespace(cluster, ns),
-        ("endpoints", EventType::Deleted) => {
-            if let Some(service) = cluster.store.get("services", ns, &change.key.name) {
-                reconcile(cluster, ns, &service);
+/// Reacts to Service, pod and Endpoints changes (each Service once per batch).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    let mut dirty = BTreeSet::new();
+    let mut services: HashMap<String, Vec<Value>> = HashMap::new();
+    for change in changes {
+        let ns = &change.key.namespace;
+        let key = (ns.clone(), change.key.name.clone());
+        match (change.key.resource.as_str(), change.event) {
+            ("services", EventType::Deleted) => {
+                dirty.remove(&key);
+                let _ = cluster.store.remove("endpoints", ns, &change.key.name);
             }
+            ("services", _) | ("endpoints", EventType::Deleted) => {
+                dirty.insert(key);
+            }
+            ("pods", _) => {
+                let in_ns = services
+                    .entry(ns.clone())
+                    .or_insert_with(|| cluster.store.list("services", Some(ns)).0);
+                for s in in_ns
+                    .iter()
+                    .filter(|s| pod_affects(cluster, ns, s, &change.object))
+                {
+                    dirty.insert((ns.clone(), name(s).to_string()));
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
+    for (ns, service) in dirty {
+        if let Some(s) = cluster.store.get("services", &ns, &service) {
+            reconcile(cluster, &ns, &s);
+        }
+    }
+}
+
+/// Whether a change of `pod` can change the Service's endpoints: the pod matches the selector,
+/// or it is listed in the Service's Endpoints or EndpointSlices (and may have left).
+pub fn pod_affects(cluster: &Cluster, namespace: &str, service: &Value, pod: &Value) -> bool {
+    let Some(selector) = selector(service) else {
+        return false;
+    };
+    if map_selector_matches(selector, &labels(pod)) {
+        return true;
+    }
+    let pod_uid = uid(pod);
+    let lists_pod = |addresses: &[Value]| {
+        addresses
+            .iter()
+            .any(|a| str_at(a, "/targetRef/uid") == Some(pod_uid))
+    };
+    let in_endpoints = cluster
+        .store
+        .get("endpoints", namespace, name(service))
+        .is_some_and(|ep| {
+            array_at(&ep, "/subsets").iter().any(|s| {
+                lists_pod(array_at(s, "/addresses")) || lists_pod(array_at(s, "/notReadyAddresses"))
+            })
+        });
+    let mut in_slices = false;
+    let service_name = name(service);
+    cluster
+        .store
+        .for_each("endpointslices", Some(namespace), |slice| {
+            let owned =
+                str_at(slice, "/metadata/labels/kubernetes.io~1service-name") == Some(service_name);
+            in_slices = in_slices || (owned && lists_pod(array_at(slice, "/endpoints")));
+        });
+    in_endpoints || in_slices
 }
 
 /// Reconciles every Service.
@@ -140,13 +197,6 @@ pub fn resync(cluster: &Arc<Cluster>) {
             str_at(s, "/metadata/namespace").unwrap_or_default(),
             s,
         );
-    }
-}
-
-fn reconcile_namespace(cluster: &Cluster, namespace: &str) {
-    let (services, _) = cluster.store.list("services", Some(namespace));
-    for s in services.iter().filter(|s| selector(s).is_some()) {
-        reconcile(cluster, namespace, s);
     }
 }
 

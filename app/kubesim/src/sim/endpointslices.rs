@@ -6,12 +6,12 @@
 //! selector-less Service are mirrored into a slice managed by
 //! `endpointslicemirroring-controller.k8s.io`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::endpoints::{Target, selector, targets};
+use super::endpoints::{Target, pod_affects, selector, targets};
 use super::objects::{
     array_at, canonical_json, controller_ref, is_terminating, labels, name, str_at,
 };
@@ -23,30 +23,41 @@ const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 const MIRRORING: &str = "endpointslicemirroring-controller.k8s.io";
 
-/// Reacts to Service, pod, Endpoints and EndpointSlice changes.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
-    let ns = &change.key.namespace;
-    match (change.key.resource.as_str(), change.event) {
-        ("services", EventType::Deleted) => {}
-        ("services", _) => reconcile(cluster, ns, &change.object),
-        ("pods", _) => {
-            let (services, _) = cluster.store.list("services", Some(ns));
-            for s in services.iter().filter(|s| selector(s).is_some()) {
-                reconcile(cluster, ns, s);
+/// Reacts to Service, pod, Endpoints and EndpointSlice changes (each Service once per batch).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    let mut dirty = BTreeSet::new();
+    let mut services: HashMap<String, Vec<Value>> = HashMap::new();
+    for change in changes {
+        let ns = &change.key.namespace;
+        match (change.key.resource.as_str(), change.event) {
+            ("services", EventType::Deleted) => {
+                dirty.remove(&(ns.clone(), change.key.name.clone()));
             }
-        }
-        ("endpoints", _) | ("endpointslices", EventType::Deleted) => {
-            let service_name = match change.key.resource.as_str() {
-                "endpoints" => change.key.name.clone(),
-                _ => str_at(&change.object, &label_pointer(SERVICE_NAME_LABEL))
-                    .unwrap_or_default()
-                    .to_string(),
-            };
-            if let Some(service) = cluster.store.get("services", ns, &service_name) {
-                reconcile(cluster, ns, &service);
+            ("services", _) | ("endpoints", _) => {
+                dirty.insert((ns.clone(), change.key.name.clone()));
             }
+            ("endpointslices", EventType::Deleted) => {
+                let service = str_at(&change.object, &label_pointer(SERVICE_NAME_LABEL));
+                dirty.insert((ns.clone(), service.unwrap_or_default().to_string()));
+            }
+            ("pods", _) => {
+                let in_ns = services
+                    .entry(ns.clone())
+                    .or_insert_with(|| cluster.store.list("services", Some(ns)).0);
+                for s in in_ns
+                    .iter()
+                    .filter(|s| pod_affects(cluster, ns, s, &change.object))
+                {
+                    dirty.insert((ns.clone(), name(s).to_string()));
+                }
+            }
+            _ => {}
         }
-        _ => {}
+    }
+    for (ns, service) in dirty {
+        if let Some(s) = cluster.store.get("services", &ns, &service) {
+            reconcile(cluster, &ns, &s);
+        }
     }
 }
 

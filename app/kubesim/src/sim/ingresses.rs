@@ -17,8 +17,15 @@ pub fn admit(ingress: &mut Value) -> Result<(), super::AdmissionError> {
     Ok(())
 }
 
+/// Handles a batch of changes one by one (each is cheap).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    for change in changes {
+        on_change(cluster, change);
+    }
+}
+
 /// Gives new ingresses their address after a moment.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
+fn on_change(cluster: &Arc<Cluster>, change: &Change) {
     if change.key.resource == "ingresses" && change.event != EventType::Deleted {
         reconcile(cluster, &change.key.namespace, &change.object);
     }

@@ -4,6 +4,7 @@
 //! [`crate::cluster::Timing::pod_ready`] — or keeps it crash-looping or not-ready when the pod's
 //! behaviour annotation says so. One timer task per pod; no polling.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -25,12 +26,26 @@ const CONDITION_ORDER: [&str; 5] = [
 ];
 
 /// Reacts to pod and node changes: schedules new pods and starts the lifecycle of bound ones.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
-    match (change.key.resource.as_str(), change.event) {
-        ("pods", EventType::Deleted) => forget(cluster, uid(&change.object)),
-        ("pods", _) => handle_pod(cluster, &change.key.namespace, &change.object),
-        ("nodes", EventType::Added | EventType::Modified) => retry_unschedulable(cluster),
-        _ => {}
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    let mut pods = BTreeSet::new();
+    let mut nodes_changed = false;
+    for change in changes {
+        match (change.key.resource.as_str(), change.event) {
+            ("pods", EventType::Deleted) => forget(cluster, uid(&change.object)),
+            ("pods", _) => {
+                pods.insert((change.key.namespace.clone(), change.key.name.clone()));
+            }
+            ("nodes", EventType::Added | EventType::Modified) => nodes_changed = true,
+            _ => {}
+        }
+    }
+    for (ns, name) in pods {
+        if let Some(pod) = cluster.store.get("pods", &ns, &name) {
+            handle_pod(cluster, &ns, &pod);
+        }
+    }
+    if nodes_changed {
+        retry_unschedulable(cluster);
     }
 }
 
@@ -607,21 +622,31 @@ fn allocate_pod_ip(pod: &PodRef) -> String {
         .and_then(|n| str_at(&n, "/spec/podCIDR").map(str::to_string))
         .and_then(|cidr| cidr.rsplit_once('.').map(|(p, _)| p.to_string()))
         .unwrap_or_else(|| "10.244.1".into());
-    let (pods, _) = cluster.store.list("pods", None);
-    let used: Vec<&str> = pods
-        .iter()
-        .filter_map(|p| str_at(p, "/status/podIP"))
-        .collect();
+    let mut used = HashSet::new();
+    cluster.store.for_each("pods", None, |p| {
+        if let Some(ip) = str_at(p, "/status/podIP") {
+            used.insert(ip.to_string());
+        }
+    });
     let mut sim = cluster.sim.lock();
     let next = sim.next_pod_host.entry(pod.node.clone()).or_insert(2);
     for _ in 0..253 {
         let candidate = format!("{prefix}.{next}");
         *next = if *next >= 254 { 2 } else { *next + 1 };
-        if !used.contains(&candidate.as_str()) {
+        if !used.contains(&candidate) {
             return candidate;
         }
     }
-    format!("{prefix}.{next}")
+    // The node's /24 is full (a real node would have refused the pod long before, at 110 pods):
+    // spill into 10.245+ so that every pod still has its own address.
+    let third = prefix.rsplit('.').next().unwrap_or("1").to_string();
+    (245..=254u32)
+        .flat_map(|second| {
+            let third = third.clone();
+            (2..=254u32).map(move |host| format!("10.{second}.{third}.{host}"))
+        })
+        .find(|c| !used.contains(c))
+        .unwrap_or_else(|| format!("{prefix}.254"))
 }
 
 /// Makes a pod Ready or NotReady, as a passing or failing readiness probe would (for fault

@@ -58,6 +58,23 @@ pub fn controller_uid(object: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// The name of the `resource` object with UID `wanted` in `namespace`, found without copying
+/// objects.
+pub fn name_of_uid(
+    cluster: &crate::cluster::Cluster,
+    resource: &str,
+    namespace: &str,
+    wanted: &str,
+) -> Option<String> {
+    let mut found = None;
+    cluster.store.for_each(resource, Some(namespace), |o| {
+        if found.is_none() && uid(o) == wanted {
+            found = Some(name(o).to_string());
+        }
+    });
+    found
+}
+
 /// An owner reference marking `owner` (of the given `apiVersion` and `kind`) as the controller
 /// of a dependent.
 pub fn controller_ref(api_version: &str, kind: &str, owner: &Value) -> Value {

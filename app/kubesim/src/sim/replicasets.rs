@@ -3,32 +3,40 @@
 //! the least valuable ones first (unscheduled, pending, not ready, newest) — and reports the
 //! counts in the ReplicaSet's status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use super::objects::{
     array_at, controller_ref, controller_uid, i64_at, is_pod_ready, is_terminating,
-    label_selector_matches, labels, name, str_at, uid,
+    label_selector_matches, labels, name, name_of_uid, str_at, uid,
 };
 use crate::cluster::Cluster;
 use crate::store::{Change, EventType};
 
-/// Reacts to ReplicaSet changes and to changes of the pods they own.
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
-    let ns = &change.key.namespace;
-    match change.key.resource.as_str() {
-        "replicasets" if change.event != EventType::Deleted => {
-            reconcile(cluster, ns, &change.key.name)
-        }
-        "pods" => {
-            if let Some(owner) = controller_uid(&change.object)
-                && let Some(rs) = find_by_uid(cluster, ns, owner)
-            {
-                reconcile(cluster, ns, name(&rs));
+/// Reacts to ReplicaSet changes and to changes of the pods they own (each ReplicaSet once
+/// per batch).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    let mut dirty = BTreeSet::new();
+    for change in changes {
+        let ns = &change.key.namespace;
+        match change.key.resource.as_str() {
+            "replicasets" if change.event != EventType::Deleted => {
+                dirty.insert((ns.clone(), change.key.name.clone()));
             }
+            "pods" => {
+                if let Some(owner) = controller_uid(&change.object)
+                    && let Some(rs) = name_of_uid(cluster, "replicasets", ns, owner)
+                {
+                    dirty.insert((ns.clone(), rs));
+                }
+            }
+            _ => {}
         }
-        _ => {}
+    }
+    for (ns, rs) in dirty {
+        reconcile(cluster, &ns, &rs);
     }
 }
 
@@ -44,19 +52,13 @@ pub fn resync(cluster: &Arc<Cluster>) {
     }
 }
 
-fn find_by_uid(cluster: &Cluster, namespace: &str, owner_uid: &str) -> Option<Value> {
-    let (all, _) = cluster.store.list("replicasets", Some(namespace));
-    all.into_iter().find(|rs| uid(rs) == owner_uid)
-}
-
 /// Pods counted by the controller: owned, not being deleted, not finished.
 pub fn active_pods(cluster: &Cluster, namespace: &str, owner_uid: &str) -> Vec<Value> {
-    let (pods, _) = cluster.store.list("pods", Some(namespace));
-    pods.into_iter()
-        .filter(|p| controller_uid(p) == Some(owner_uid))
-        .filter(|p| !is_terminating(p))
-        .filter(|p| !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed")))
-        .collect()
+    cluster.store.list_where("pods", Some(namespace), |p| {
+        controller_uid(p) == Some(owner_uid)
+            && !is_terminating(p)
+            && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
+    })
 }
 
 fn reconcile(cluster: &Arc<Cluster>, namespace: &str, rs_name: &str) {

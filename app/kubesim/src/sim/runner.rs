@@ -6,59 +6,66 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 use crate::cluster::Cluster;
 use crate::store::Change;
 
 /// One controller: a pass over everything (at start, and whenever it fell behind the event
-/// stream) and a reaction to one change.
+/// stream) and a reaction to a batch of changes (every change already waiting is handed over
+/// at once, so a controller can do the work for a burst of events only once).
 struct Controller {
     name: &'static str,
     resync: fn(&Arc<Cluster>),
-    on_change: fn(&Arc<Cluster>, &Change),
+    on_changes: fn(&Arc<Cluster>, &[Change]),
 }
+
+/// The most changes handed to a controller in one batch.
+const MAX_BATCH: usize = 4096;
 
 const CONTROLLERS: &[Controller] = &[
     Controller {
         name: "kubelet",
         resync: super::kubelet::resync,
-        on_change: super::kubelet::on_change,
+        on_changes: super::kubelet::on_changes,
     },
     Controller {
         name: "replicaset",
         resync: super::replicasets::resync,
-        on_change: super::replicasets::on_change,
+        on_changes: super::replicasets::on_changes,
     },
     Controller {
         name: "deployment",
         resync: super::deployments::resync,
-        on_change: super::deployments::on_change,
+        on_changes: super::deployments::on_changes,
     },
     Controller {
         name: "endpoints",
         resync: super::endpoints::resync,
-        on_change: super::endpoints::on_change,
+        on_changes: super::endpoints::on_changes,
     },
     Controller {
         name: "endpointslice",
         resync: super::endpointslices::resync,
-        on_change: super::endpointslices::on_change,
+        on_changes: super::endpointslices::on_changes,
     },
     Controller {
         name: "service-lb",
         resync: super::services::resync,
-        on_change: super::services::on_change,
+        on_changes: super::services::on_changes,
     },
     Controller {
         name: "ingress",
         resync: super::ingresses::resync,
-        on_change: super::ingresses::on_change,
+        on_changes: super::ingresses::on_changes,
     },
     Controller {
         name: "garbage-collector",
         resync: super::gc::resync,
-        on_change: super::gc::on_change,
+        on_changes: super::gc::on_changes,
     },
 ];
 
@@ -97,23 +104,38 @@ async fn run(
         (controller.resync)(&cluster);
     }
     loop {
-        let received = rx.recv().await;
+        let (batch, lagged) = match rx.recv().await {
+            Ok(first) => drain(&mut rx, first),
+            Err(RecvError::Lagged(_)) => (Vec::new(), true),
+            Err(RecvError::Closed) => return,
+        };
         let Some(cluster) = weak.upgrade() else {
             return;
         };
-        match received {
-            Ok(change) => (controller.on_change)(&cluster, &change),
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(
-                    controller = controller.name,
-                    missed,
-                    "controller fell behind; resyncing"
-                );
-                (controller.resync)(&cluster);
-            }
-            Err(RecvError::Closed) => return,
+        if lagged {
+            tracing::debug!(
+                controller = controller.name,
+                "controller fell behind; resyncing"
+            );
+            (controller.resync)(&cluster);
+        } else {
+            (controller.on_changes)(&cluster, &batch);
         }
     }
+}
+
+/// `first` and every change already waiting behind it (up to [`MAX_BATCH`]); `true` if the
+/// receiver lagged and changes were lost.
+fn drain(rx: &mut broadcast::Receiver<Change>, first: Change) -> (Vec<Change>, bool) {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(change) => batch.push(change),
+            Err(TryRecvError::Lagged(_)) => return (batch, true),
+            Err(_) => break,
+        }
+    }
+    (batch, false)
 }
 
 /// Runs `work` after `delay`, unless the cluster is gone or stopped by then.

@@ -89,13 +89,13 @@ fn pick_node(cluster: &Cluster, pod: &Value, nodes: &[Value]) -> Result<String, 
     if fitting.is_empty() {
         return Err(unschedulable_message(nodes.len(), &reasons));
     }
-    let (pods, _) = cluster.store.list("pods", None);
-    let load = |n: &String| {
-        pods.iter()
-            .filter(|p| str_at(p, "/spec/nodeName") == Some(n.as_str()))
-            .count()
-    };
-    fitting.sort_by_key(|n| (load(n), n.clone()));
+    let mut load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    cluster.store.for_each("pods", None, |p| {
+        if let Some(node) = str_at(p, "/spec/nodeName") {
+            *load.entry(node.to_string()).or_default() += 1;
+        }
+    });
+    fitting.sort_by_key(|n| (load.get(n).copied().unwrap_or(0), n.clone()));
     Ok(fitting.swap_remove(0))
 }
 

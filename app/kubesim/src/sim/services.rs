@@ -382,9 +382,16 @@ fn allocate_node_ports(
     taken
 }
 
+/// Handles a batch of changes one by one (each is cheap).
+pub fn on_changes(cluster: &Arc<Cluster>, changes: &[Change]) {
+    for change in changes {
+        on_change(cluster, change);
+    }
+}
+
 /// The load-balancer controller: reacts to Service changes (drops stored allocations from the
 /// reservations, gives LoadBalancer services their external IP after a moment).
-pub fn on_change(cluster: &Arc<Cluster>, change: &Change) {
+fn on_change(cluster: &Arc<Cluster>, change: &Change) {
     if change.key.resource != "services" {
         return;
     }
