@@ -70,6 +70,14 @@ pub enum StoreError {
     ConfigDir(#[from] ConfigDirError),
 }
 
+/// Written at the top of every saved file, so a person editing it knows the rules.
+const FILE_HEADER: &str = "\
+# Ferry's saved profiles. Hand edits are welcome (Ferry re-reads the file before each change),
+# but comments are not kept: use `note = \"...\"` for lasting remarks. Tokens are never stored
+# here, only references to the OS keyring. The previous version is kept as profiles.toml.bak.
+
+";
+
 /// What to do with a cluster's token when saving the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenChange {
@@ -231,7 +239,7 @@ impl ProfileStore {
         let result = change(&mut document)?;
         validate(&document)?;
         document.version = CURRENT_VERSION;
-        let new_text = document.to_toml()?;
+        let new_text = format!("{FILE_HEADER}{}", document.to_toml()?);
         if let Some(old) = &old_bytes {
             let bak = self.backup_path();
             write_atomic(&bak, old).map_err(|source| StoreError::Io {

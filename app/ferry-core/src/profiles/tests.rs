@@ -71,7 +71,10 @@ fn every_field_of_a_profile_and_cluster_survives_saving_and_loading() {
         Some("tok-123")
     );
     let text = std::fs::read_to_string(again.path()).unwrap();
-    assert!(text.starts_with("version = 1"), "{text}");
+    assert!(
+        text.starts_with("# Ferry's saved profiles") && text.contains("\nversion = 1\n"),
+        "{text}"
+    );
     assert!(
         text.contains("[[profile.tunnel]]") && text.contains("target = \"svc/api\""),
         "{text}"
