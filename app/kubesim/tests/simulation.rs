@@ -656,3 +656,80 @@ async fn hundreds_of_pods_all_reach_their_services_endpoints() {
         started_at.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_restarted_container_counts_a_restart_and_becomes_ready_again() {
+    let cluster = started(vec![]);
+    create(
+        &cluster,
+        "pods",
+        "default",
+        bare_pod("p", json!([{"name": "web", "containerPort": 80}])),
+    )
+    .unwrap();
+    let before = wait_until(&cluster, "pod p Ready", |c| {
+        c.store.get("pods", "default", "p").filter(is_ready)
+    })
+    .await;
+    let crashed = sim::restart_containers(&cluster, "default", "p").unwrap();
+    assert!(!is_ready(&crashed));
+    assert_eq!(
+        crashed["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Error"
+    );
+    let after = wait_until(&cluster, "pod p Ready again", |c| {
+        c.store.get("pods", "default", "p").filter(is_ready)
+    })
+    .await;
+    let status = |p: &Value, f: &str| p["status"]["containerStatuses"][0][f].clone();
+    assert_eq!(status(&after, "restartCount"), 1);
+    assert_ne!(
+        status(&after, "containerID"),
+        status(&before, "containerID")
+    );
+    assert_eq!(after["status"]["podIP"], before["status"]["podIP"]);
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(status(&after, "lastState")["terminated"]["exitCode"], 1);
+}
+
+#[tokio::test]
+async fn rolling_back_reuses_the_old_replicaset_as_the_newest_revision() {
+    let cluster = started(vec![deployment("kubia", 2, "luksa/kubia:v1")]);
+    let first = wait_ready_pods(&cluster, "kubia", 2).await;
+    let first_rs = first[0]["metadata"]["ownerReferences"][0]["name"].clone();
+    for image in ["luksa/kubia:v2", "luksa/kubia:v1"] {
+        cluster
+            .store
+            .update("deployments", "default", "kubia", |d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+            })
+            .unwrap();
+        wait_until(&cluster, &format!("all pods on {image}"), |c| {
+            let pods = pods_with(c, "default", ("app", "kubia"));
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| is_ready(p) && p["spec"]["containers"][0]["image"] == image))
+            .then_some(())
+        })
+        .await;
+    }
+    let pods = pods_with(&cluster, "default", ("app", "kubia"));
+    assert_eq!(pods[0]["metadata"]["ownerReferences"][0]["name"], first_rs);
+    let rs = cluster
+        .store
+        .get("replicasets", "default", first_rs.as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let d = cluster
+        .store
+        .get("deployments", "default", "kubia")
+        .unwrap();
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+}

@@ -117,7 +117,7 @@ fn reconcile(cluster: &Arc<Cluster>, namespace: &str, deployment_name: &str) {
     if let Some(bumped) = bump_generation_if_spec_changed(cluster, namespace, &d) {
         d = bumped;
     }
-    let sets = replica_sets(cluster, namespace, &d);
+    let sets = promote_revision(cluster, namespace, &d, replica_sets(cluster, namespace, &d));
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let sets = if paused {
         sets
@@ -175,6 +175,31 @@ fn replica_sets(cluster: &Cluster, namespace: &str, d: &Value) -> Sets {
         }
     }
     sets.old.sort_by_key(revision);
+    sets
+}
+
+/// A template that returns to an older ReplicaSet (`kubectl rollout undo`) makes that
+/// ReplicaSet the newest revision again, as the real controller does.
+fn promote_revision(cluster: &Cluster, namespace: &str, d: &Value, mut sets: Sets) -> Sets {
+    let Some(new) = &sets.new else { return sets };
+    let newest_old = sets.old.iter().map(revision).max().unwrap_or(0);
+    if revision(new) > newest_old {
+        return sets;
+    }
+    let next = (newest_old + 1).to_string();
+    if let Ok(updated) = cluster
+        .store
+        .update("replicasets", namespace, name(new), |rs| {
+            annotations_mut(rs).insert(REVISION.into(), json!(next));
+        })
+    {
+        sets.new = Some(updated);
+    }
+    let _ = cluster
+        .store
+        .update("deployments", namespace, name(d), |x| {
+            annotations_mut(x).insert(REVISION.into(), json!(next));
+        });
     sets
 }
 

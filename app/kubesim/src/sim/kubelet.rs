@@ -649,6 +649,62 @@ fn allocate_pod_ip(pod: &PodRef) -> String {
         .unwrap_or_else(|| format!("{prefix}.254"))
 }
 
+/// Makes every container of a running pod exit with an error and start again, as after an
+/// out-of-memory kill or a crash: `Error` (not ready, nothing listening), then `Running` with
+/// `restartCount` one higher after [`crate::cluster::Timing::pod_start`], then Ready after
+/// [`crate::cluster::Timing::pod_ready`] (unless [`set_pod_ready`] said otherwise). The pod keeps
+/// its name, UID and IP. Fails with `NotFound` if the pod does not exist; a pod that is not
+/// running is left as it is.
+pub fn restart_containers(
+    cluster: &Arc<Cluster>,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, StoreError> {
+    let pod = cluster
+        .store
+        .get("pods", namespace, name)
+        .ok_or_else(|| StoreError::NotFound {
+            resource: "pods".into(),
+            name: name.to_string(),
+        })?;
+    let running = str_at(&pod, "/status/phase") == Some("Running") && !is_terminating(&pod);
+    if !running {
+        return Ok(pod);
+    }
+    let target = PodRef {
+        cluster: Arc::downgrade(cluster),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        uid: uid(&pod).to_string(),
+        node: str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let pod_ip = str_at(&pod, "/status/podIP")
+        .unwrap_or_default()
+        .to_string();
+    let restarts = array_at(&pod, "/status/containerStatuses")
+        .iter()
+        .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let crashed = cluster
+        .store
+        .update("pods", namespace, name, exit_with_error)?;
+    let timing = cluster.timing.clone();
+    super::runner::spawn(cluster, async move {
+        tokio::time::sleep(timing.pod_start).await;
+        if !target.update(|p, _| start_containers(p, &pod_ip, restarts)) {
+            return;
+        }
+        tokio::time::sleep(timing.pod_ready).await;
+        let ready = target.ready_override().unwrap_or(true);
+        target.update(|p, _| set_ready(p, ready));
+    });
+    Ok(crashed)
+}
+
 /// Makes a pod Ready or NotReady, as a passing or failing readiness probe would (for fault
 /// injection and tests). The choice sticks: the simulated kubelet will not change it back.
 /// Fails with `NotFound` if the pod does not exist.

@@ -43,7 +43,7 @@ pub use behaviour::{
     BEHAVIOUR_ANNOTATION, PORT_ANNOTATION_PREFIX, PodBehaviour, PortBehaviour, pod_behaviour,
     port_behaviour,
 };
-pub use kubelet::set_pod_ready;
+pub use kubelet::{restart_containers, set_pod_ready};
 pub use state::SimState;
 
 /// Why a new or changed object was refused before it reached the store (a real apiserver's
