@@ -7,6 +7,7 @@ use std::time::Duration;
 use ferry_e2e::{start_demo, start_empty, wait_for};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
@@ -414,5 +415,102 @@ async fn kubeconfig_is_readable_only_by_its_owner() -> anyhow::Result<()> {
     for ctx in ["demo", "demo-restricted", "demo-viewer", "staging"] {
         assert!(text.contains(&format!("name: {ctx}")), "context {ctx}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn watch_with_a_selector_sees_objects_leave_it() -> anyhow::Result<()> {
+    let cluster = start_empty().await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client("demo").await?, "default");
+    pods.create(&PostParams::default(), &pod("e2e-relabel"))
+        .await?;
+    let mut stream = pods
+        .watch(&WatchParams::default().labels("app=e2e"), "0")
+        .await?
+        .boxed();
+    match tokio::time::timeout(DEADLINE, stream.try_next()).await?? {
+        Some(WatchEvent::Added(p)) => assert_eq!(p.metadata.name.as_deref(), Some("e2e-relabel")),
+        other => panic!("expected the synthetic ADDED, got {other:?}"),
+    }
+    let patch = json!({"metadata": {"labels": {"app": "other"}}});
+    pods.patch(
+        "e2e-relabel",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    // The pod no longer matches: a selector watch reports it as DELETED, like the apiserver.
+    loop {
+        match tokio::time::timeout(DEADLINE, stream.try_next()).await?? {
+            Some(WatchEvent::Deleted(p)) => {
+                assert_eq!(p.labels().get("app").map(String::as_str), Some("other"));
+                break;
+            }
+            Some(WatchEvent::Modified(_)) => continue,
+            other => panic!("expected DELETED after relabelling, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn watch_sends_bookmarks_and_ends_at_its_timeout() -> anyhow::Result<()> {
+    let cluster = start_empty().await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client("demo").await?, "default");
+    let rv = pods
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let params = WatchParams {
+        bookmarks: true,
+        ..WatchParams::default().timeout(7)
+    };
+    let started = std::time::Instant::now();
+    let events: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(20),
+        pods.watch(&params, &rv).await?.collect(),
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(6),
+        "ended after {elapsed:?}, before the timeout"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Ok(WatchEvent::Bookmark(_)))),
+        "a BOOKMARK within 7 s: {events:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_changes() -> anyhow::Result<()> {
+    use kube::runtime::watcher;
+    let cluster = start_demo().await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client("demo").await?, "default");
+    let config = watcher::Config::default()
+        .streaming_lists()
+        .labels("app=kubia");
+    let mut events = watcher(pods.clone(), config).boxed();
+    let mut initial = Vec::new();
+    let done = async {
+        while let Some(ev) = events.try_next().await? {
+            match ev {
+                watcher::Event::InitApply(p) => initial.push(p.metadata.name.unwrap_or_default()),
+                watcher::Event::InitDone => return Ok::<(), watcher::Error>(()),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(DEADLINE, done).await??;
+    assert!(
+        !initial.is_empty(),
+        "initial events before the initial-events-end bookmark"
+    );
     Ok(())
 }
