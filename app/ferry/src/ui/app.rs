@@ -464,6 +464,7 @@ impl eframe::App for FerryApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        super::report_first_frame();
         let ctx = ui.ctx().clone();
         let mut out = Vec::new();
         self.shortcuts(&ctx, &mut out);

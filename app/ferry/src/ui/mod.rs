@@ -37,8 +37,23 @@ pub struct Options {
     pub demo: bool,
 }
 
+/// When `run` was called, so the first frame can report how long startup took.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Logs (target `ferry::startup`, level info) the time from `run` to the first frame, once.
+pub(crate) fn report_first_frame() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    if let Some(started) = STARTED.get() {
+        DONE.call_once(|| {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(target: "ferry::startup", "first frame after {ms:.0} ms");
+        });
+    }
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+    let _ = STARTED.set(std::time::Instant::now());
     let source = if options.demo {
         Source::Demo
     } else {

@@ -42,7 +42,14 @@ pub fn show(ui: &mut Ui, source: &SourceState, starting_demo: bool, out: &mut Ve
                 ui.label("Starting the demo cluster…");
             });
         } else if ui
-            .button(RichText::new("Open the demo cluster").size(16.0))
+            .add(
+                egui::Button::new(
+                    RichText::new("Open the demo cluster")
+                        .size(16.0)
+                        .color(egui::Color32::WHITE),
+                )
+                .fill(ui.visuals().selection.bg_fill),
+            )
             .clicked()
         {
             out.push(Command::StartDemo);
