@@ -292,3 +292,41 @@ async fn an_unknown_context_is_an_error_state_not_a_crash() -> Result {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn reconnect_and_clock_jumps_relist_at_once() -> Result {
+    let cluster = start_demo().await?;
+    let catalog = Catalog::start(&pool(&cluster)?, "demo", None);
+    let mut rx = catalog.subscribe();
+    // Once Ready, the fortune pod does not change any more.
+    let view = until(&mut rx, "fortune Ready", |v| {
+        v.pod("fortune")
+            .is_some_and(|p| ferry_core::resolve::is_pod_ready(p))
+    })
+    .await?;
+    let before = view.pod("fortune").cloned().expect("listed");
+
+    // Same cluster, no change: a re-list shows up as freshly decoded objects with the same
+    // resourceVersion (a modification would change it).
+    catalog.reconnect();
+    let view = until(&mut rx, "a fresh list after reconnect", |v| {
+        v.pod("fortune").is_some_and(|p| relisted(p, &before))
+    })
+    .await?;
+    assert_eq!(view.connection, ConnectionState::Connected);
+    let before = view.pod("fortune").cloned().expect("listed");
+
+    let clock = ferry_core::tunnel::clock::ClockWatch::new();
+    catalog.follow_clock(clock.subscribe());
+    clock.report(3600);
+    until(&mut rx, "a fresh list after a clock jump", |v| {
+        v.pod("fortune").is_some_and(|p| relisted(p, &before))
+    })
+    .await?;
+    Ok(())
+}
+
+fn relisted(now: &std::sync::Arc<Pod>, before: &std::sync::Arc<Pod>) -> bool {
+    !std::sync::Arc::ptr_eq(now, before)
+        && now.metadata.resource_version == before.metadata.resource_version
+}

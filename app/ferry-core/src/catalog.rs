@@ -8,7 +8,10 @@
 //! so it repaints only when something changed.
 //!
 //! Failures are per list and never fatal: a broken watch is restarted with capped, jittered
-//! exponential backoff (0.2 s … 30 s) and re-lists when the server is back. If listing namespaces
+//! exponential backoff (0.2 s … 30 s) and re-lists when the server is back; when one list
+//! recovers the others retry at once. After a wall-clock jump (sleep/wake), when watch
+//! connections may be dead without an error, every list re-lists at once
+//! ([`Catalog::reconnect`]). If listing namespaces
 //! is forbidden, the namespace list falls back to the context's default namespace plus whatever
 //! the user typed ([`Catalog::set_namespace`]), and `namespaces_forbidden` tells the UI to offer
 //! a text field.
@@ -31,6 +34,10 @@ use tokio::task::JoinHandle;
 
 use crate::clients::ClientPool;
 use crate::errors::{Access, ClusterError};
+use crate::tunnel::clock::{ClockJump, ClockWatch};
+
+/// How often the catalog compares the wall clock with the monotonic clock (sleep/wake).
+const CLOCK_CHECK: Duration = Duration::from_secs(2);
 
 /// A sorted (namespace, name) snapshot of one list. Cloning is one `Arc` increment.
 pub type Snapshot<K> = Arc<Vec<Arc<K>>>;
@@ -206,6 +213,8 @@ struct Publisher {
     /// Woken when a list recovers, so the other lists retry at once instead of waiting out
     /// their backoff: the server is evidently back.
     recovered: tokio::sync::Notify,
+    /// Bumped by [`Catalog::reconnect`]: every list drops its watch and lists afresh at once.
+    epoch: watch::Sender<u64>,
 }
 
 impl Debug for Catalog {
@@ -232,6 +241,7 @@ impl Catalog {
             watched_namespaces: Mutex::new(Arc::default()),
             typed: Mutex::new(Vec::new()),
             recovered: tokio::sync::Notify::new(),
+            epoch: watch::Sender::new(0),
         });
         let catalog = Catalog {
             shared: Arc::new(Shared {
@@ -247,7 +257,34 @@ impl Catalog {
         ];
         lock(&catalog.shared.tasks).cluster = cluster;
         catalog.spawn_namespaced(&namespace);
+        let clock = ClockWatch::new();
+        let jumps = clock.subscribe();
+        let checker = clock.spawn(CLOCK_CHECK);
+        catalog.follow_clock(jumps);
+        lock(&catalog.shared.tasks).cluster.push(checker);
         catalog
+    }
+
+    /// Drops every watch and lists afresh now, skipping any backoff: for a "refresh" button,
+    /// and after sleep/wake, when watch connections may be dead without anyone noticing.
+    pub fn reconnect(&self) {
+        self.shared.publisher.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Reconnects on every wall-clock jump reported by `jumps` (the catalog already watches
+    /// the clock itself; an app can also feed it the engine's clock or an OS resume signal).
+    pub fn follow_clock(&self, mut jumps: watch::Receiver<ClockJump>) {
+        let publisher = Arc::downgrade(&self.shared.publisher);
+        let task = tokio::spawn(async move {
+            while jumps.changed().await.is_ok() {
+                let Some(publisher) = publisher.upgrade() else {
+                    return;
+                };
+                tracing::info!(context = %publisher.context, "clock jumped; catalog re-lists");
+                publisher.epoch.send_modify(|e| *e += 1);
+            }
+        });
+        lock(&self.shared.tasks).cluster.push(task);
     }
 
     /// The context this catalog watches.
@@ -358,9 +395,14 @@ where
 {
     async fn run(self) {
         let mut backoff = Backoff::new();
+        let mut epoch = self.publisher.epoch.subscribe();
         loop {
+            epoch.mark_unchanged();
             let restart_now = match self.pool.client(&self.publisher.context).await {
-                Ok(client) => self.watch(client, &mut backoff).await,
+                Ok(client) => tokio::select! {
+                    now = self.watch(client, &mut backoff) => now,
+                    _ = epoch.changed() => true,
+                },
                 Err(err) => {
                     self.failed(err);
                     false
@@ -370,6 +412,7 @@ where
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => {}
                     () = self.publisher.recovered.notified() => {}
+                    _ = epoch.changed() => {}
                 }
             }
         }
