@@ -164,6 +164,23 @@ fn default_container(c: &mut Value) {
             p.entry("protocol").or_insert_with(|| json!("TCP"));
         }
     }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = map.get_mut(probe).and_then(Value::as_object_mut) {
+            default_probe(p);
+        }
+    }
+}
+
+/// Probe defaults: 1 s timeout, every 10 s, 1 success, 3 failures, HTTP GETs over `HTTP`.
+fn default_probe(probe: &mut Map<String, Value>) {
+    probe.entry("timeoutSeconds").or_insert(json!(1));
+    probe.entry("periodSeconds").or_insert(json!(10));
+    probe.entry("successThreshold").or_insert(json!(1));
+    probe.entry("failureThreshold").or_insert(json!(3));
+    if let Some(get) = probe.get_mut("httpGet").and_then(Value::as_object_mut) {
+        get.entry("scheme").or_insert(json!("HTTP"));
+        get.entry("path").or_insert(json!("/"));
+    }
 }
 
 /// `Always` for `:latest` or untagged images, `IfNotPresent` otherwise (as the apiserver does).
