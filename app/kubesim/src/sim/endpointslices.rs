@@ -170,7 +170,7 @@ fn sync_slices(cluster: &Cluster, namespace: &str, service: &Value, manager: &st
         // The real controller keeps one empty placeholder slice per Service.
         groups.push((Value::Null, Vec::new()));
     }
-    let labels = slice_labels(service, manager);
+    let labels = slice_labels(cluster, namespace, service, manager);
     let now = now_rfc3339();
     for (ports, endpoints) in groups {
         let endpoints = if endpoints.is_empty() {
@@ -206,8 +206,23 @@ fn sync_slices(cluster: &Cluster, namespace: &str, service: &Value, manager: &st
     }
 }
 
-fn slice_labels(service: &Value, manager: &str) -> Map<String, Value> {
-    let mut l = labels(service);
+/// The Service's labels (the mirroring controller copies the Endpoints' instead), plus the
+/// service-name and managed-by labels.
+fn slice_labels(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &Value,
+    manager: &str,
+) -> Map<String, Value> {
+    let mut l = if manager == MIRRORING {
+        cluster
+            .store
+            .get("endpoints", namespace, name(service))
+            .map(|e| labels(&e))
+            .unwrap_or_default()
+    } else {
+        labels(service)
+    };
     l.insert(SERVICE_NAME_LABEL.into(), json!(name(service)));
     l.insert(MANAGED_BY_LABEL.into(), json!(manager));
     if str_at(service, "/spec/clusterIP") == Some("None") {
