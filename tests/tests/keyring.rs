@@ -223,3 +223,110 @@ fn without_a_secret_service_the_token_is_refused_and_nothing_is_written() {
         Vec::<String>::new()
     );
 }
+
+/// A cluster added in Ferry (URL + CA + token in the keyring, no kubeconfig entry) carries
+/// tunnels for `ferry up` like any kubeconfig context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_up_reaches_a_cluster_added_in_ferry_with_its_token_from_the_keyring() {
+    use base64::Engine as _;
+    use ferry_core::profiles::Profile;
+    use ferry_core::spec::TunnelSpec;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    if !secret_service_or_skip(
+        "ferry_up_reaches_a_cluster_added_in_ferry_with_its_token_from_the_keyring",
+    ) {
+        return;
+    }
+    let cluster = ferry_e2e::start_demo().await.expect("kubesim");
+    let sim = &cluster.sim;
+    let config = tempfile::tempdir().unwrap();
+    let mut store = ProfileStore::open(config.path(), Arc::new(OsKeyring)).unwrap();
+    let mut lab = Cluster::new("lab", sim.server_url("staging").expect("staging url"));
+    lab.ca_data = sim
+        .ca_pem()
+        .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
+    let token = sim.token(ferry_e2e::kubesim::User::Admin);
+    store
+        .save_cluster(lab, TokenChange::Set(token.clone()))
+        .unwrap();
+    let spec = TunnelSpec {
+        context: "lab".into(),
+        namespace: "backend".into(),
+        target: "svc/api".parse().unwrap(),
+        ports: vec![":80".parse().unwrap()],
+        bind: vec![],
+        spread: Default::default(),
+        alias: Some("api".into()),
+        note: None,
+    };
+    store.add_profile(Profile::new("lab-set", [spec])).unwrap();
+    assert_eq!(
+        files_containing(config.path(), &token),
+        Vec::<String>::new()
+    );
+
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ferry"))
+        .unwrap();
+    assert!(
+        bin.is_file(),
+        "build the ferry binary first: cargo build -p ferry"
+    );
+    let mut child = tokio::process::Command::new(bin)
+        .args(["up", "lab-set"])
+        .env("FERRY_CONFIG_DIR", config.path())
+        .env("KUBECONFIG", config.path().join("no-kubeconfig"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = ferry_e2e::read_until(
+        &mut lines,
+        std::time::Duration::from_secs(60),
+        "a Forwarding line",
+        |l| l.contains("Forwarding from 127.0.0.1:"),
+    )
+    .await
+    .unwrap();
+    let addr: std::net::SocketAddr = seen
+        .last()
+        .and_then(|l| l.split("Forwarding from ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("listening address");
+    let reply = ferry_e2e::wait_for(
+        "HTTP 200 through the in-app cluster",
+        std::time::Duration::from_secs(30),
+        || async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut got = Vec::new();
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut got))
+                .await
+                .ok()?
+                .ok()?;
+            let text = String::from_utf8_lossy(&got).into_owned();
+            text.starts_with("HTTP/1.1 200").then_some(text)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(reply.contains("You've hit"), "{reply}");
+
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(&token),
+        "the token leaked into ferry's output"
+    );
+    store.remove_cluster("lab").unwrap();
+}

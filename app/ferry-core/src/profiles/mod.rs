@@ -5,6 +5,7 @@ mod atomic;
 mod document;
 mod export;
 pub mod import;
+mod in_app;
 mod migrate;
 mod model;
 mod store;
@@ -12,6 +13,7 @@ mod store;
 pub use atomic::write_atomic;
 pub use document::{Parsed, Problem, parse as parse_document};
 pub use export::export_profiles;
+pub use in_app::WithInAppClusters;
 pub use model::{CURRENT_VERSION, Cluster, Document, Profile, SavedTunnel, SecretRef};
 pub use store::{FILE_NAME, ImportOutcome, OnConflict, ProfileStore, StoreError, TokenChange};
 

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use ferry_core::clients::ClientPool;
-use ferry_core::engine::{Engine, EngineOptions, EventKind, TunnelEvent, TunnelId, TunnelState};
-use ferry_core::profiles::{Profile, ProfileStore};
+use ferry_core::engine::{
+    ClientSource, Engine, EngineOptions, EventKind, FixedClients, TunnelEvent, TunnelId,
+    TunnelState,
+};
+use ferry_core::profiles::{Profile, ProfileStore, WithInAppClusters};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Start saved profiles and keep them running until Ctrl-C.
@@ -23,12 +26,31 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let store = ProfileStore::open_default()?;
     super::profile::warn_problems(&store);
     let profiles = choose(&store, &args.names)?;
-    let pool = ClientPool::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    runtime.block_on(up(pool, profiles))
+    let clients = clients(&store)?;
+    runtime.block_on(up(clients, profiles))
+}
+
+/// The kubeconfig's contexts plus the clusters added in Ferry (their tokens read from the OS
+/// keyring now). Without a usable kubeconfig, only in-app clusters work.
+fn clients(store: &ProfileStore) -> anyhow::Result<Arc<dyn ClientSource>> {
+    let kubeconfig: Arc<dyn ClientSource> = match ClientPool::from_env() {
+        Ok(pool) => Arc::new(pool),
+        Err(e) if !store.clusters().is_empty() => {
+            eprintln!(
+                "note: the kubeconfig is not usable ({e}); only clusters added in Ferry are available"
+            );
+            Arc::new(FixedClients::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if store.clusters().is_empty() {
+        return Ok(kubeconfig);
+    }
+    Ok(Arc::new(WithInAppClusters::new(kubeconfig, store)))
 }
 
 /// The named profiles, or the autostart ones; an unknown name is an error listing known ones.
@@ -65,10 +87,10 @@ fn choose(store: &ProfileStore, names: &[String]) -> anyhow::Result<Vec<Profile>
         .collect()
 }
 
-async fn up(pool: ClientPool, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
+async fn up(clients: Arc<dyn ClientSource>, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(
         &tokio::runtime::Handle::current(),
-        Arc::new(pool),
+        clients,
         EngineOptions::default(),
     );
     let mut events = engine.events();
