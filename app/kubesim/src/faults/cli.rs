@@ -31,6 +31,26 @@ pub struct FaultArgs {
     action: Action,
 }
 
+impl FaultArgs {
+    /// Parses `kubesim fault` arguments (what follows `kubesim fault`), for tests and for
+    /// programs that embed the command.
+    pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: FaultArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("kubesim-fault"))
+            .chain(args.into_iter().map(Into::into));
+        Wrapper::try_parse_from(argv).map(|w| w.args)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Delete a pod (gracefully, as `kubectl delete pod` does).
