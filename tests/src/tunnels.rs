@@ -117,28 +117,7 @@ impl TunnelEnv {
         selector: &str,
         count: usize,
     ) -> anyhow::Result<Vec<String>> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), "default");
-        crate::wait_for(
-            &format!("{count} ready pods for {selector}"),
-            Duration::from_secs(20),
-            || {
-                let api = api.clone();
-                async move {
-                    let pods = api
-                        .list(&ListParams::default().labels(selector))
-                        .await
-                        .ok()?;
-                    let ready: Vec<String> = pods
-                        .items
-                        .iter()
-                        .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
-                        .filter_map(|p| p.metadata.name.clone())
-                        .collect();
-                    (ready.len() == count).then_some(ready)
-                }
-            },
-        )
-        .await
+        wait_ready_pods(&self.client, selector, count).await
     }
 
     /// Delete a pod in `default` (immediately: grace period 0).
@@ -159,6 +138,36 @@ impl TunnelEnv {
             .with_context(|| format!("could not scale {deployment} to {replicas}"))?;
         Ok(())
     }
+}
+
+/// Names of the Ready pods in `default` matching `selector`, once there are exactly `count`.
+pub async fn wait_ready_pods(
+    client: &kube::Client,
+    selector: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    crate::wait_for(
+        &format!("{count} ready pods for {selector}"),
+        Duration::from_secs(20),
+        || {
+            let api = api.clone();
+            async move {
+                let pods = api
+                    .list(&ListParams::default().labels(selector))
+                    .await
+                    .ok()?;
+                let ready: Vec<String> = pods
+                    .items
+                    .iter()
+                    .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect();
+                (ready.len() == count).then_some(ready)
+            }
+        },
+    )
+    .await
 }
 
 fn is_ready(pod: &Pod) -> bool {

@@ -56,6 +56,8 @@ fn forwarding_address(line: &str) -> Option<SocketAddr> {
 #[tokio::test]
 async fn ferry_forward_serves_follows_pods_and_stops_on_ctrl_c() -> Result {
     let cluster = start_demo().await?;
+    let client = cluster.client("demo").await?;
+    ferry_e2e::tunnels::wait_ready_pods(&client, "app=kubia", 3).await?;
     let mut child = forward(
         cluster.kubeconfig(),
         &["svc/kubia", "0:80", "--context", "demo"],
@@ -77,7 +79,6 @@ async fn ferry_forward_serves_follows_pods_and_stops_on_ctrl_c() -> Result {
         "{line} vs {serving}"
     );
 
-    let client = cluster.client("demo").await?;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "default");
     pods.delete(
         &serving,

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::ClusterError;
 use crate::spec::TunnelSpec;
 use crate::tunnel::clock::ClockWatch;
+use crate::tunnel::feed::{FeedSettings, Feeds};
 use crate::tunnel::stats::{EventSink, TunnelCell};
 use crate::tunnel::supervisor;
 pub use crate::tunnel::{
@@ -204,6 +205,7 @@ impl Engine {
             options: Arc::new(options),
             shared,
             tunnels: BTreeMap::new(),
+            feeds: None,
             clock: ClockWatch::new(),
         };
         runtime.spawn(task.run(rx, snap_tx));
@@ -347,6 +349,8 @@ struct EngineTask {
     options: Arc<EngineOptions>,
     shared: Arc<Shared>,
     tunnels: BTreeMap<TunnelId, Running>,
+    /// Shared watches, created inside the runtime on first use.
+    feeds: Option<Arc<Feeds>>,
     clock: ClockWatch,
 }
 
@@ -412,7 +416,16 @@ impl EngineTask {
             }
         });
         let cancel = CancellationToken::new();
+        let feeds = self.feeds.get_or_insert_with(|| {
+            Arc::new(Feeds::new(FeedSettings {
+                backoff_initial: self.options.backoff_initial,
+                backoff_max: self.options.backoff_max,
+                list_timeout: self.options.connect_timeout * 2,
+                clock: self.clock.subscribe(),
+            }))
+        });
         let run = supervisor::Supervisor {
+            feeds: feeds.clone(),
             cell: cell.clone(),
             clients: self.clients.clone(),
             options: self.options.clone(),

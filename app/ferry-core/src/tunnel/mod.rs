@@ -5,7 +5,8 @@
 //! - [`listener`]: binding local ports (loopback by default, clear "port in use" errors);
 //! - [`forward`]: one local connection ↔ one port-forward WebSocket;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
-//! - [`supervisor`]: one task per tunnel following the target with watches;
+//! - [`feed`]: one shared watch per (context, namespace, kind), whatever the number of tunnels;
+//! - [`supervisor`]: one task per tunnel following its target through those watches;
 //! - [`backoff`] and [`clock`]: retry delays and sleep/wake detection;
 //! - [`state`] and [`stats`]: the state derived from facts, counters, events, snapshots.
 //!
@@ -13,6 +14,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod feed;
 pub(crate) mod forward;
 pub mod listener;
 pub mod picker;

@@ -1,34 +1,32 @@
-//! One supervisor task per tunnel: it binds the local ports, watches the target (the service or
-//! deployment, and its pods) with `kube::runtime::watcher`, keeps the tunnel's [`Routes`]
-//! current on every watch event, and records facts from which the state is derived.
+//! One supervisor task per tunnel: it binds the local ports, follows the target (the service or
+//! deployment, and its pods) through the namespace's shared watches ([`super::feed`]), keeps
+//! the tunnel's [`Routes`] current on every watch event, and records facts from which the
+//! state is derived.
 //!
 //! Everything is event-driven: a pod deleted or turning NotReady changes the routes the moment
-//! the watch event arrives, so the next connection goes to another Ready pod with no sleep. A
-//! broken watch is re-established with capped exponential backoff with jitter; a wall-clock jump
-//! (sleep/wake) or a connection that found the API server unreachable re-establishes it at once.
+//! the watch event arrives, so the next connection goes to another Ready pod with no sleep. The
+//! feeds re-establish broken watches (backoff with jitter, at once after sleep/wake); the
+//! supervisor turns their health into "waiting: API server unreachable" and back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::clock::ClockJump;
+use super::feed::{Feed, FeedState, Feeds};
 use super::forward::{self, PortPath};
 use super::listener::{self, BoundPort};
 use super::picker::{Picker, Routes};
 use super::routes::{self, Resolution};
 use super::stats::{Counters, EventKind, TunnelCell};
 use crate::engine::{ClientSource, ContextClient, EngineOptions};
-use crate::errors::{Access, ClusterError};
 use crate::resolve::{self, PodQuery, TargetObject};
 use crate::spec::{LocalPort, Target};
 
@@ -39,16 +37,7 @@ pub(crate) struct Supervisor {
     pub options: Arc<EngineOptions>,
     pub cancel: CancellationToken,
     pub clock: watch::Receiver<ClockJump>,
-}
-
-/// Why one watch session ended.
-enum Ended {
-    /// Retrying cannot help (bad spec, forbidden, port in use): the tunnel fails.
-    Fatal(String),
-    /// The watch broke or the API server is unreachable: retry after a backoff.
-    Broken(String),
-    /// The clock jumped or a connection found the server gone: re-watch at once.
-    Rewatch,
+    pub feeds: Arc<Feeds>,
 }
 
 /// The target's objects as last seen by the watches.
@@ -56,12 +45,14 @@ enum Ended {
 struct View {
     service: Option<Service>,
     deployment: Option<Deployment>,
-    /// The owner (service/deployment) watch has listed at least once.
-    owner_synced: bool,
     pods: BTreeMap<String, Pod>,
-    /// Pods being re-listed after an `Init` event; swapped in on `InitDone`.
-    relist: Option<BTreeMap<String, Pod>>,
-    pods_synced: bool,
+}
+
+/// The shared watches one tunnel follows.
+struct Watches {
+    pods: Arc<Feed<Pod>>,
+    services: Option<Arc<Feed<Service>>>,
+    deployments: Option<Arc<Feed<Deployment>>>,
 }
 
 impl Supervisor {
@@ -89,30 +80,10 @@ impl Supervisor {
             self.cell.update_facts(|f| f.fatal = Some(message));
             return;
         }
-        let mut backoff = Backoff::new(self.options.backoff_initial, self.options.backoff_max);
-        loop {
-            let ended = self
-                .watch_once(&kube, &routes_tx, &mut ports, &api_trouble, &mut backoff)
-                .await;
-            match ended {
-                Ended::Fatal(message) => {
-                    self.cell.update_facts(|f| f.fatal = Some(message));
-                    return;
-                }
-                Ended::Rewatch => backoff.reset(),
-                Ended::Broken(message) => {
-                    self.cell.record_error(message.clone());
-                    let delay = backoff.next_delay();
-                    self.cell.event(EventKind::Reconnecting {
-                        attempt: backoff.attempt(),
-                        delay_ms: delay.as_millis() as u64,
-                        message,
-                    });
-                    self.sleep_or_jump(delay).await;
-                }
-            }
-            Counters::add(&self.cell.counters.reconnects, 1);
-        }
+        let message = self
+            .follow(&kube, &routes_tx, &mut ports, &api_trouble)
+            .await;
+        self.cell.update_facts(|f| f.fatal = Some(message));
     }
 
     /// Get the context's client, retrying transient failures.
@@ -156,105 +127,131 @@ impl Supervisor {
         }
     }
 
-    /// One watch session: (re)list and follow the target until something breaks.
-    async fn watch_once(
+    /// Follow the target through the shared watches until something no retry can fix; returns
+    /// that reason.
+    async fn follow(
         &mut self,
         kube: &ContextClient,
         routes_tx: &watch::Sender<Arc<Routes>>,
         ports: &mut Ports,
         api_trouble: &Notify,
-        backoff: &mut Backoff,
-    ) -> Ended {
+    ) -> String {
         let spec = self.cell.spec.clone();
-        let ns = spec.namespace.as_str();
-        let mut owner_svc = match &spec.target {
-            Target::Service(name) => Some(named_watch::<Service>(kube, ns, name)),
-            _ => None,
+        let (ctx, ns) = (spec.context.as_str(), spec.namespace.as_str());
+        let watches = Watches {
+            pods: self.feeds.pods(kube, ctx, ns),
+            services: matches!(spec.target, Target::Service(_))
+                .then(|| self.feeds.services(kube, ctx, ns)),
+            deployments: matches!(spec.target, Target::Deployment(_))
+                .then(|| self.feeds.deployments(kube, ctx, ns)),
         };
-        let mut owner_dep = match &spec.target {
-            Target::Deployment(name) => Some(named_watch::<Deployment>(kube, ns, name)),
-            _ => None,
-        };
-        let mut view = View {
-            owner_synced: owner_svc.is_none() && owner_dep.is_none(),
-            ..View::default()
-        };
-        let mut query: Option<PodQuery> = None;
-        let mut pod_stream: Option<BoxStream<'static, watcher::Result<Event<Pod>>>> = None;
-        let sync_deadline = tokio::time::Instant::now() + self.options.connect_timeout * 2;
-        if let Err(message) =
-            self.follow_query(kube, &spec.target, &mut view, &mut query, &mut pod_stream)
-        {
-            return Ended::Fatal(message);
-        }
-        // The first publish of a session clears old connection errors: the watch is new.
-        let mut fresh = true;
+        let mut pods = watches.pods.subscribe();
+        let mut services = watches.services.as_ref().map(|f| f.subscribe());
+        let mut deployments = watches.deployments.as_ref().map(|f| f.subscribe());
+        let mut last_session = (0, 0);
+        let mut last_error: Option<String> = None;
         loop {
-            let synced = view.owner_synced && view.pods_synced;
-            let step = tokio::select! {
-                ev = next(&mut owner_svc) => ev.map(|e| apply_owner(&mut view.service, &mut view.owner_synced, e)),
-                ev = next(&mut owner_dep) => ev.map(|e| apply_owner(&mut view.deployment, &mut view.owner_synced, e)),
-                ev = next(&mut pod_stream) => ev.map(|e| apply_pod(&mut view, e)),
+            match self.observe(
+                &pods,
+                services.as_ref(),
+                deployments.as_ref(),
+                &mut last_error,
+            ) {
+                Observed::Fatal(message) => return message,
+                Observed::Waiting => {}
+                Observed::Ready(view, session) => {
+                    let fresh = session != last_session;
+                    if fresh && last_session != (0, 0) {
+                        Counters::add(&self.cell.counters.reconnects, 1);
+                    }
+                    last_session = session;
+                    if let Err(message) = self.publish(&view, routes_tx, ports, fresh).await {
+                        return message;
+                    }
+                }
+            }
+            tokio::select! {
+                r = pods.changed() => if r.is_err() { return "the pod watch stopped".into() },
+                r = changed(&mut services) => if r.is_err() { return "the service watch stopped".into() },
+                r = changed(&mut deployments) => if r.is_err() { return "the deployment watch stopped".into() },
                 _ = self.clock.changed() => {
                     let seconds = self.clock.borrow_and_update().seconds;
                     self.cell.event(EventKind::ClockJumped { seconds });
-                    return Ended::Rewatch;
                 }
-                () = api_trouble.notified() => {
-                    return Ended::Broken("a connection could not reach the API server".into());
-                }
-                () = tokio::time::sleep_until(sync_deadline), if !synced => {
-                    let message = format!("the API server at {} did not answer within {} s", kube.url, (self.options.connect_timeout * 2).as_secs());
-                    self.cell.update_facts(|f| f.api_reachable = false);
-                    return Ended::Broken(message);
-                }
-            };
-            match step {
-                Some(Ok(())) => {}
-                Some(Err(err)) => return self.watch_failed(kube, &spec.target, err),
-                None => return Ended::Broken("the watch ended".into()),
-            }
-            if let Err(message) =
-                self.follow_query(kube, &spec.target, &mut view, &mut query, &mut pod_stream)
-            {
-                return Ended::Fatal(message);
-            }
-            if view.owner_synced && view.pods_synced {
-                backoff.reset();
-                if let Err(message) = self.publish(&view, routes_tx, ports, fresh).await {
-                    return Ended::Fatal(message);
-                }
-                fresh = false;
+                () = api_trouble.notified() => watches.pods.poke(),
             }
         }
     }
 
-    /// (Re)start the pod watch when the pod query changes (owner appeared or vanished, selector
-    /// edited).
-    fn follow_query(
+    /// Read the feeds: broken (say so), not yet listed, or a view of the target's objects.
+    fn observe(
         &self,
-        kube: &ContextClient,
-        target: &Target,
-        view: &mut View,
-        query: &mut Option<PodQuery>,
-        pod_stream: &mut Option<BoxStream<'static, watcher::Result<Event<Pod>>>>,
-    ) -> Result<(), String> {
-        match self.pod_query(target, view)? {
-            Some(q) if query.as_ref() != Some(&q) => {
-                *pod_stream = Some(pod_watch(kube, &self.cell.spec.namespace, &q));
-                view.pods.clear();
-                view.pods_synced = false;
-                *query = Some(q);
+        pods: &watch::Receiver<FeedState<Pod>>,
+        services: Option<&watch::Receiver<FeedState<Service>>>,
+        deployments: Option<&watch::Receiver<FeedState<Deployment>>>,
+        last_error: &mut Option<String>,
+    ) -> Observed {
+        let pods = pods.borrow().clone();
+        let services = services.map(|r| r.borrow().clone());
+        let deployments = deployments.map(|r| r.borrow().clone());
+        let errors = [
+            pods.error.clone(),
+            services.as_ref().and_then(|s| s.error.clone()),
+            deployments.as_ref().and_then(|s| s.error.clone()),
+        ];
+        if let Some(error) = errors.into_iter().flatten().next() {
+            if !error.transient {
+                return Observed::Fatal(error.message);
             }
-            Some(_) => {}
-            None => {
-                *pod_stream = None;
-                *query = None;
-                view.pods.clear();
-                view.pods_synced = view.owner_synced;
+            if last_error.as_deref() != Some(error.message.as_str()) || error.attempt <= 1 {
+                self.cell.record_error(error.message.clone());
+                self.cell.event(EventKind::Reconnecting {
+                    attempt: error.attempt,
+                    delay_ms: error.retry_in.as_millis() as u64,
+                    message: error.message.clone(),
+                });
+            }
+            *last_error = Some(error.message);
+            if error.unreachable {
+                self.cell.update_facts(|f| f.api_reachable = false);
+            }
+            return Observed::Waiting;
+        }
+        *last_error = None;
+        let synced = pods.synced
+            && services.as_ref().is_none_or(|s| s.synced)
+            && deployments.as_ref().is_none_or(|s| s.synced);
+        if !synced {
+            return Observed::Waiting;
+        }
+        let target = &self.cell.spec.target;
+        let mut view = View::default();
+        if let (Target::Service(name), Some(s)) = (target, &services) {
+            view.service = s.objects.get(name).cloned();
+        }
+        if let (Target::Deployment(name), Some(d)) = (target, &deployments) {
+            view.deployment = d.objects.get(name).cloned();
+        }
+        match self.pod_query(target, &view) {
+            Err(message) => return Observed::Fatal(message),
+            Ok(None) => {}
+            Ok(Some(query)) => {
+                view.pods = pods
+                    .objects
+                    .iter()
+                    .filter(|(_, p)| query.matches(p))
+                    .map(|(n, p)| (n.clone(), p.clone()))
+                    .collect();
             }
         }
-        Ok(())
+        let session = (
+            pods.session,
+            services
+                .map(|s| s.session)
+                .or(deployments.map(|d| d.session))
+                .unwrap_or(0),
+        );
+        Observed::Ready(Box::new(view), session)
     }
 
     /// The pod query for the target given what the owner watch has seen. `Ok(None)` while the
@@ -274,25 +271,6 @@ impl Supervisor {
         resolve::target_selector(target, object)
             .map(Some)
             .map_err(|e| e.to_string())
-    }
-
-    fn watch_failed(&self, kube: &ContextClient, target: &Target, err: watcher::Error) -> Ended {
-        let resource = match target {
-            Target::Service(_) => "services",
-            Target::Deployment(_) => "deployments",
-            _ => "pods",
-        };
-        let access = Access::watch(resource, Some(&self.cell.spec.namespace));
-        let err = ClusterError::from_watcher(&self.cell.spec.context, &kube.url, &access, &err);
-        let message = err.to_string();
-        if err.is_transient() {
-            if matches!(err, ClusterError::Unreachable { .. }) {
-                self.cell.update_facts(|f| f.api_reachable = false);
-            }
-            Ended::Broken(message)
-        } else {
-            Ended::Fatal(message)
-        }
     }
 
     /// Turn the view into routes and facts, bind ports whose number just became known.
@@ -394,79 +372,21 @@ impl Supervisor {
     }
 }
 
-fn named_watch<K>(
-    kube: &ContextClient,
-    ns: &str,
-    name: &str,
-) -> BoxStream<'static, watcher::Result<Event<K>>>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    let api: Api<K> = Api::namespaced(kube.client.clone(), ns);
-    watcher::watcher(
-        api,
-        watcher::Config::default().fields(&format!("metadata.name={name}")),
-    )
-    .boxed()
+/// What the feeds say about the target right now.
+enum Observed {
+    Fatal(String),
+    Waiting,
+    Ready(Box<View>, (u64, u64)),
 }
 
-fn pod_watch(
-    kube: &ContextClient,
-    ns: &str,
-    query: &PodQuery,
-) -> BoxStream<'static, watcher::Result<Event<Pod>>> {
-    let api: Api<Pod> = Api::namespaced(kube.client.clone(), ns);
-    watcher::watcher(api, query.watcher_config()).boxed()
-}
-
-/// The next item of an optional stream; pending forever when there is no stream.
-async fn next<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
-    match stream {
-        Some(s) => s.next().await,
+/// Wait for the next change of an optional feed; pending forever without one.
+async fn changed<K>(
+    rx: &mut Option<watch::Receiver<FeedState<K>>>,
+) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
         None => std::future::pending().await,
     }
-}
-
-fn apply_owner<K>(
-    slot: &mut Option<K>,
-    synced: &mut bool,
-    event: watcher::Result<Event<K>>,
-) -> Result<(), watcher::Error> {
-    match event? {
-        Event::Apply(obj) | Event::InitApply(obj) => *slot = Some(obj),
-        Event::Delete(_) => *slot = None,
-        Event::Init => {}
-        Event::InitDone => *synced = true,
-    }
-    Ok(())
-}
-
-fn apply_pod(view: &mut View, event: watcher::Result<Event<Pod>>) -> Result<(), watcher::Error> {
-    let name = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
-    match event? {
-        Event::Apply(pod) => {
-            view.pods.insert(name(&pod), pod);
-        }
-        Event::Delete(pod) => {
-            view.pods.remove(&name(&pod));
-        }
-        Event::Init => view.relist = Some(BTreeMap::new()),
-        Event::InitApply(pod) => {
-            view.relist
-                .get_or_insert_with(BTreeMap::new)
-                .insert(name(&pod), pod);
-        }
-        Event::InitDone => {
-            view.pods = view.relist.take().unwrap_or_default();
-            view.pods_synced = true;
-        }
-    }
-    Ok(())
 }
 
 /// The tunnel's local ports: bound as soon as their number is known, each with its accept loop.
