@@ -18,11 +18,19 @@ struct DeleteOptions {
     precondition_uid: Option<String>,
     precondition_rv: Option<String>,
     dry_run: bool,
+    orphan_dependents: Option<bool>,
+}
+
+/// Registries that answer a finished DELETE with the object (`ReturnDeletedObject`); the
+/// others answer with a `Status` of `Success`.
+fn returns_deleted_object(plural: &str) -> bool {
+    matches!(plural, "pods" | "services" | "namespaces")
 }
 
 fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions {
         grace_period_seconds: ctx.query.int("gracePeriodSeconds")?,
+        orphan_dependents: ctx.query.get("orphanDependents").map(|v| v == "true"),
         dry_run: ctx.query.get("dryRun") == Some("All"),
         ..DeleteOptions::default()
     };
@@ -48,6 +56,7 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         })?);
     }
     let text = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_string);
+    opts.orphan_dependents = doc.get("orphanDependents").and_then(Value::as_bool);
     opts.precondition_uid = text("/preconditions/uid");
     opts.precondition_rv = text("/preconditions/resourceVersion");
     if let Some(dry) = doc.get("dryRun").and_then(Value::as_array) {
@@ -109,12 +118,17 @@ pub fn delete(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     .map_err(|e| ApiError::from_store(r, e))?;
     tracing::info!(cluster = %ctx.cluster().name, resource = r.plural, namespace = ctx.namespace(), name, "deleted");
     let still_there = store.get(r.plural, ctx.namespace(), name).is_some();
-    let code = if still_there {
+    // 202 only where the apiserver gives it: not gone yet and `orphanDependents: false`.
+    let code = if still_there && opts.orphan_dependents == Some(false) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok(json_response(code, &result))
+    if still_there || returns_deleted_object(r.plural) {
+        return Ok(json_response(code, &result));
+    }
+    let uid = result.pointer("/metadata/uid").and_then(Value::as_str);
+    Ok(json_response(code, &super::status::success(r, name, uid)))
 }
 
 /// DELETE a collection (`kubectl delete pods --all` deletes one by one; other clients use this).
