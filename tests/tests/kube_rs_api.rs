@@ -514,3 +514,23 @@ async fn streaming_list_watcher_gets_initial_events_then_changes() -> anyhow::Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn plain_http_mode_serves_the_same_api() -> anyhow::Result<()> {
+    let cluster = ferry_e2e::start_with(ferry_e2e::kubesim::KubesimConfig {
+        plain_http: true,
+        ..Default::default()
+    })
+    .await?;
+    let url = cluster.sim.server_url("demo").unwrap_or_default();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(cluster.sim.ca_pem().is_none());
+    let namespaces: Api<Namespace> = Api::all(cluster.client("demo").await?);
+    let list = namespaces.list(&ListParams::default()).await?;
+    assert!(
+        list.items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("kube-system"))
+    );
+    Ok(())
+}
