@@ -733,3 +733,26 @@ async fn rolling_back_reuses_the_old_replicaset_as_the_newest_revision() {
         "3"
     );
 }
+
+#[tokio::test]
+async fn a_node_port_is_free_again_once_its_service_is_deleted_even_after_updates() {
+    let cluster = started(vec![]);
+    let mut svc = service("np", json!(80));
+    svc["spec"]["type"] = json!("NodePort");
+    svc["spec"]["ports"][0]["nodePort"] = json!(30200);
+    let stored = create(&cluster, "services", "default", svc.clone()).unwrap();
+    let mut changed = stored.clone();
+    changed["metadata"]["labels"] = json!({"tier": "web"});
+    sim::admit_update(&cluster, "services", "default", &stored, &mut changed).unwrap();
+    cluster
+        .store
+        .update("services", "default", "np", |s| *s = changed)
+        .unwrap();
+    let mut other = svc.clone();
+    other["metadata"]["name"] = json!("np2");
+    let err = create(&cluster, "services", "default", other.clone()).unwrap_err();
+    assert!(err.contains("provided port is already allocated"), "{err}");
+    sim::delete(&cluster, "services", "default", "np", None).unwrap();
+    let reused = create(&cluster, "services", "default", other).unwrap();
+    assert_eq!(reused["spec"]["ports"][0]["nodePort"], 30200);
+}

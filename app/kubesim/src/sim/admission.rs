@@ -12,16 +12,6 @@ use crate::cluster::Cluster;
 const CLUSTER_SCOPED: &[&str] = &["namespaces", "nodes"];
 /// Resources whose `metadata.generation` counts spec changes.
 const GENERATIONAL: &[&str] = &["deployments", "replicasets", "ingresses", "endpointslices"];
-/// Resources whose status is only written through the status subresource.
-const WITH_STATUS: &[&str] = &[
-    "pods",
-    "services",
-    "deployments",
-    "replicasets",
-    "ingresses",
-    "namespaces",
-    "nodes",
-];
 
 pub fn admit_create(
     cluster: &Cluster,
@@ -55,16 +45,6 @@ pub fn admit_update(
     old: &Value,
     new: &mut Value,
 ) -> Result<(), AdmissionError> {
-    if WITH_STATUS.contains(&resource) && resource != "nodes" {
-        match old.get("status") {
-            Some(status) => new["status"] = status.clone(),
-            None => {
-                if let Some(map) = new.as_object_mut() {
-                    map.remove("status");
-                }
-            }
-        }
-    }
     match resource {
         "services" => services::admit_update(cluster, old, new)?,
         "pods" => check_pod_update(old, new)?,

@@ -22,6 +22,11 @@ pub fn delete(
     match resource {
         "pods" => delete_pod(cluster, namespace, name, grace_period_seconds),
         "namespaces" => super::namespaces::delete(cluster, name),
+        "services" => {
+            let removed = cluster.store.remove(resource, namespace, name)?;
+            super::services::release(cluster, &removed);
+            Ok(removed)
+        }
         _ => cluster.store.remove(resource, namespace, name),
     }
 }

@@ -188,10 +188,11 @@ pub fn admit_create(
     admission::admit_create(cluster, resource, namespace, object)
 }
 
-/// Checks and completes a changed object (PUT or PATCH) before it is stored: `metadata.generation`
-/// goes up when the spec changed (what `kubectl rollout status` compares with
-/// `status.observedGeneration`), immutable fields keep their values, a Service that becomes a
-/// NodePort gets its node ports.
+/// Checks and completes a changed object (PUT or PATCH, main resource or `status`) before it is
+/// stored: `metadata.generation` goes up when the spec changed (what `kubectl rollout status`
+/// compares with `status.observedGeneration`), immutable fields are refused (a pod's spec beyond
+/// its images, a workload's selector, a Service's ClusterIP), a Service that becomes a NodePort
+/// gets its node ports. Which of `spec`/`status` an update may change is the caller's business.
 pub fn admit_update(
     cluster: &Cluster,
     resource: &str,

@@ -4,13 +4,16 @@
 //! services (and ingresses) an external address from 172.18.255.200–250, as MetalLB in a kind
 //! cluster does.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rand::Rng;
 use serde_json::{Value, json};
 
 use super::objects::{array_at, str_at};
+use super::state::RESERVATION;
 use super::{AdmissionError, FieldError};
 use crate::cluster::Cluster;
 use crate::store::{Change, EventType};
@@ -50,12 +53,13 @@ pub fn admit(cluster: &Cluster, service: &mut Value) -> Result<(), AdmissionErro
     }
     if let Some(ip) = ip {
         if ip != "None" {
-            sim.reserved_cluster_ips.insert(ip.clone());
+            sim.reserved_cluster_ips.insert(ip.clone(), Instant::now());
         }
         service["spec"]["clusterIP"] = json!(ip);
         service["spec"]["clusterIPs"] = json!([ip]);
     }
-    sim.reserved_node_ports.extend(ports);
+    sim.reserved_node_ports
+        .extend(ports.into_iter().map(|p| (p, Instant::now())));
     service["status"] = json!({"loadBalancer": {}});
     Ok(())
 }
@@ -101,7 +105,17 @@ pub fn admit_update(cluster: &Cluster, old: &Value, new: &mut Value) -> Result<(
     if !errors.is_empty() {
         return Err(AdmissionError::invalid("Service", "", &name, errors));
     }
-    sim.reserved_node_ports.extend(ports);
+    // Only ports this update newly takes need reserving; the old ones are in the store.
+    let had: Vec<i64> = array_at(old, "/spec/ports")
+        .iter()
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+        .collect();
+    sim.reserved_node_ports.extend(
+        ports
+            .into_iter()
+            .filter(|p| !had.contains(p))
+            .map(|p| (p, Instant::now())),
+    );
     Ok(())
 }
 
@@ -242,12 +256,21 @@ fn default_spec(spec: &mut Value) {
 /// ClusterIPs and node ports in use in the whole cluster, reservations included.
 fn used_addresses(
     cluster: &Cluster,
-    reserved_ips: &std::collections::HashSet<String>,
-    reserved_ports: &std::collections::HashSet<i64>,
+    reserved_ips: &HashMap<String, Instant>,
+    reserved_ports: &HashMap<i64, Instant>,
 ) -> (Vec<String>, Vec<i64>) {
     let (services, _) = cluster.store.list("services", None);
-    let mut ips: Vec<String> = reserved_ips.iter().cloned().collect();
-    let mut ports: Vec<i64> = reserved_ports.iter().copied().collect();
+    let fresh = |at: &Instant| at.elapsed() < RESERVATION;
+    let mut ips: Vec<String> = reserved_ips
+        .iter()
+        .filter(|(_, at)| fresh(at))
+        .map(|(ip, _)| ip.clone())
+        .collect();
+    let mut ports: Vec<i64> = reserved_ports
+        .iter()
+        .filter(|(_, at)| fresh(at))
+        .map(|(p, _)| *p)
+        .collect();
     for s in &services {
         ips.extend(
             array_at(s, "/spec/clusterIPs")
@@ -396,24 +419,28 @@ fn on_change(cluster: &Arc<Cluster>, change: &Change) {
         return;
     }
     let service = &change.object;
-    if change.event == EventType::Added {
-        let mut sim = cluster.sim.lock();
-        for ip in array_at(service, "/spec/clusterIPs")
-            .iter()
-            .filter_map(Value::as_str)
-        {
-            sim.reserved_cluster_ips.remove(ip);
-        }
-        for p in array_at(service, "/spec/ports") {
-            if let Some(n) = p.get("nodePort").and_then(Value::as_i64) {
-                sim.reserved_node_ports.remove(&n);
-            }
-        }
-    }
+    // Once stored (or gone), the service's addresses need no reservation any more.
+    release(cluster, service);
     if change.event == EventType::Deleted {
         return;
     }
     reconcile_load_balancer(cluster, &change.key.namespace, service);
+}
+
+/// Drops the reservations of a stored or deleted service's ClusterIPs and node ports.
+pub fn release(cluster: &Cluster, service: &Value) {
+    let mut sim = cluster.sim.lock();
+    for ip in array_at(service, "/spec/clusterIPs")
+        .iter()
+        .filter_map(Value::as_str)
+    {
+        sim.reserved_cluster_ips.remove(ip);
+    }
+    for p in array_at(service, "/spec/ports") {
+        if let Some(n) = p.get("nodePort").and_then(Value::as_i64) {
+            sim.reserved_node_ports.remove(&n);
+        }
+    }
 }
 
 /// Gives every LoadBalancer service that lacks one its external IP (after a restart of the

@@ -4,8 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+
+/// How long an address handed out by admission stays reserved for the object being created.
+pub const RESERVATION: Duration = Duration::from_secs(10);
 
 /// Per-cluster simulation state, kept in [`crate::cluster::Cluster::sim`].
 #[derive(Default)]
@@ -17,10 +21,11 @@ pub struct SimState {
 
 #[derive(Default)]
 pub(crate) struct Inner {
-    /// Node ports handed out by admission whose Service may not be stored yet.
-    pub reserved_node_ports: HashSet<i64>,
-    /// Cluster IPs handed out by admission whose Service may not be stored yet.
-    pub reserved_cluster_ips: HashSet<String>,
+    /// Node ports handed out by admission whose Service may not be stored yet, and when. A
+    /// reservation lapses after [`RESERVATION`] (the create it was for failed).
+    pub reserved_node_ports: HashMap<i64, Instant>,
+    /// Cluster IPs handed out by admission whose Service may not be stored yet, and when.
+    pub reserved_cluster_ips: HashMap<String, Instant>,
     /// Pod UIDs whose simulated kubelet lifecycle task is running.
     pub kubelet_pods: HashSet<String>,
     /// Pod UIDs whose graceful-deletion timer is running.
