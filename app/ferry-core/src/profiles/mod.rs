@@ -2,6 +2,7 @@
 //! store (TOML, atomic, locked, versioned), and import/export.
 
 mod atomic;
+mod comments;
 mod document;
 mod export;
 pub mod import;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::atomic::{FileLock, write_atomic};
+use super::comments::keep_comments;
 use super::document::{Parsed, Problem, parse_bytes};
 use super::model::{CURRENT_VERSION, Cluster, Document, Profile, SecretRef};
 use crate::config_dir::{ConfigDirError, config_dir};
@@ -72,8 +73,8 @@ pub enum StoreError {
 
 /// Written at the top of every saved file, so a person editing it knows the rules.
 const FILE_HEADER: &str = "\
-# Ferry's saved profiles. Hand edits are welcome (Ferry re-reads the file before each change),
-# but comments are not kept: use `note = \"...\"` for lasting remarks. Tokens are never stored
+# Ferry's saved profiles. Hand edits and comments are welcome: Ferry re-reads the file before
+# each change and keeps comments next to the entries they describe. Tokens are never stored
 # here, only references to the OS keyring. The previous version is kept as profiles.toml.bak.
 
 ";
@@ -239,7 +240,14 @@ impl ProfileStore {
         let result = change(&mut document)?;
         validate(&document)?;
         document.version = CURRENT_VERSION;
-        let new_text = format!("{FILE_HEADER}{}", document.to_toml()?);
+        let plain = format!("{FILE_HEADER}{}", document.to_toml()?);
+        let new_text = old_bytes
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|old| keep_comments(old, &plain))
+            // Comments are a courtesy: use them only if the result reads back to the same data.
+            .filter(|text| toml::from_str::<Document>(text).ok().as_ref() == Some(&document))
+            .unwrap_or(plain);
         if let Some(old) = &old_bytes {
             let bak = self.backup_path();
             write_atomic(&bak, old).map_err(|source| StoreError::Io {

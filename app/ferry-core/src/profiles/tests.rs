@@ -262,6 +262,33 @@ fn fields_from_a_newer_ferry_survive_a_round_trip() {
 }
 
 #[test]
+fn comments_a_person_wrote_stay_next_to_what_they_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let text = "# my profiles\nversion = 1\n\n# the morning set\n[[profile]]\nname = \"staging\"\n\
+                autostart = true # start with Ferry\n\n[[profile.tunnel]]\n# the API\ncontext = \"c\"\n\
+                namespace = \"n\"\ntarget = \"svc/api\"\nports = [\"80\"]\n\n# going away\n[[profile]]\n\
+                name = \"old\"\n\n# lab cluster\n[[profile]]\nname = \"lab\"\n\n# end of file\n";
+    std::fs::write(&path, text).unwrap();
+    let mut s = store(dir.path());
+    s.remove_profile("old").unwrap();
+    s.add_profile(Profile::new("new", [])).unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    for comment in [
+        "# my profiles",
+        "# the morning set\n[[profile]]\nname = \"staging\"",
+        "autostart = true # start with Ferry",
+        "# the API\ncontext",
+        "# lab cluster\n[[profile]]\nname = \"lab\"",
+        "# end of file",
+    ] {
+        assert!(written.contains(comment), "lost {comment:?}:\n{written}");
+    }
+    assert!(!written.contains("going away"), "{written}");
+    assert_eq!(store(dir.path()).profiles().len(), 3);
+}
+
+#[test]
 fn a_file_from_a_newer_format_is_read_but_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
