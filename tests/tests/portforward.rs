@@ -335,3 +335,64 @@ async fn missing_or_pending_pods_are_refused_with_status() -> anyhow::Result<()>
     assert!(format!("{err:?}").contains("400"), "{err:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn slow_reader_stalls_the_writer_instead_of_buffering() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let tc = start_empty().await?;
+    let client = tc.client("demo").await?;
+    create_running_pod(&client, test_pod("slowpoke", false)).await?;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let mut pf = pods.portforward("slowpoke", &[7]).await?;
+    let stream = pf.take_stream(7).context("no stream")?;
+    let (mut r, mut w) = tokio::io::split(stream);
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
+    let writer = tokio::spawn(async move {
+        let block = vec![7u8; 1 << 20];
+        for _ in 0..1024 {
+            w.write_all(&block).await?;
+            counter.fetch_add(block.len() as u64, Ordering::SeqCst);
+        }
+        anyhow::Ok(())
+    });
+    // Nobody reads the echo: the writer must stall once the bounded buffers on the way are full.
+    let deadline = Instant::now() + STEP;
+    let mut last = (u64::MAX, Instant::now());
+    let stalled_at = loop {
+        anyhow::ensure!(Instant::now() < deadline, "the writer never stalled");
+        anyhow::ensure!(!writer.is_finished(), "1 GiB was accepted with no reader");
+        let now = written.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(1) {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        stalled_at < 64 << 20,
+        "{} MiB were buffered for a reader that never read",
+        stalled_at >> 20
+    );
+    // Reading lets the writer continue.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    while read < stalled_at + (16 << 20) {
+        let n = tokio::time::timeout(STEP, r.read(&mut buf)).await??;
+        anyhow::ensure!(n > 0, "echo ended early");
+        anyhow::ensure!(buf[..n].iter().all(|b| *b == 7), "echo changed the bytes");
+        read += n as u64;
+    }
+    assert!(
+        written.load(Ordering::SeqCst) > stalled_at,
+        "reading did not resume the writer"
+    );
+    writer.abort();
+    eprintln!(
+        "BACKPRESSURE writer stalled after {} MiB with no reader",
+        stalled_at >> 20
+    );
+    Ok(())
+}

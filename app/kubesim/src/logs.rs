@@ -208,6 +208,14 @@ mod tests {
         assert!(parse_log_options("tailLines=-1").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn log_query_parser_never_panics(query in ".*", tail in "tailLines=-?[0-9]{0,25}") {
+            let _ = parse_log_options(&query);
+            let _ = parse_log_options(&tail);
+        }
+    }
+
     #[test]
     fn tail_keeps_the_last_lines() {
         let log = ContainerLog::default();
