@@ -170,3 +170,37 @@ fn contexts_as_json_for_scripts() {
     assert_eq!(json[0]["namespace"], "ns1");
     assert_eq!(json[0]["is_current"], true);
 }
+
+#[tokio::test]
+async fn contexts_check_finds_the_broken_context() -> Result {
+    let cluster = start_demo().await?;
+    let dir = tempfile::tempdir()?;
+    let broken = dir.path().join("broken");
+    std::fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: gone\n  context: {cluster: gone, user: u}\n",
+    )?;
+    let list = std::env::join_paths([cluster.kubeconfig(), broken.as_path()])?;
+    let list = list.to_string_lossy().into_owned();
+    let out =
+        tokio::task::spawn_blocking(move || run(&ferry_bin(), &list, &["contexts", "--check"]))
+            .await?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let status_of = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == name))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    };
+    assert_eq!(status_of("demo").as_deref(), Some("ok"), "{stdout}");
+    assert_eq!(status_of("demo-viewer").as_deref(), Some("ok"), "{stdout}");
+    assert_eq!(status_of("gone").as_deref(), Some("error"), "{stdout}");
+    assert!(
+        stderr.contains("cannot reach the API server of context \"gone\" at https://127.0.0.1:1"),
+        "{stderr}"
+    );
+    Ok(())
+}

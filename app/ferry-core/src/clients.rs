@@ -151,6 +151,31 @@ impl ClientPool {
         cell.get_or_try_init(|| self.build(context)).await.cloned()
     }
 
+    /// Checks that a context works end to end: builds its client (running any exec plugin) and
+    /// asks the API server for its core API versions (`GET /api`), which needs valid
+    /// credentials but no RBAC grant. Errors name the URL, file, plugin or reason; a server
+    /// that does not answer within `timeout` counts as unreachable.
+    pub async fn probe(&self, context: &str, timeout: Duration) -> Result<(), ClusterError> {
+        let url = self.server_url(context);
+        let attempt = async {
+            let client = self.client(context).await?;
+            let access = crate::errors::Access::new("get", "/api (discovery)", None);
+            client
+                .list_core_api_versions()
+                .await
+                .map(|_| ())
+                .map_err(|e| ClusterError::from_kube(context, &url, &access, &e))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(ClusterError::Unreachable {
+                context: context.to_string(),
+                url,
+                reason: format!("no answer within {timeout:?}"),
+            }),
+        }
+    }
+
     /// Forgets the cached client of a context so the next [`ClientPool::client`] builds a new
     /// one (e.g. after its credentials expired for good).
     pub fn forget(&self, context: &str) {
