@@ -99,10 +99,25 @@ impl Ctx {
 }
 
 async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let response = route(state.clone(), req).await;
+    tracing::debug!(
+        cluster = %state.cluster.name,
+        %method,
+        %uri,
+        status = response.status().as_u16(),
+        elapsed = ?started.elapsed(),
+        "request"
+    );
+    response
+}
+
+async fn route(state: Arc<ApiState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let route = path::parse(&path);
-    tracing::debug!(cluster = %state.cluster.name, %method, uri = %req.uri(), "request");
     let auth_header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -139,9 +154,29 @@ async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response 
             let Some(user) = user else {
                 return ApiError::unauthorized().into_response();
             };
-            resource_request(state, user, rp, req)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
+            guarded(resource_request(state, user, rp, req)).await
+        }
+    }
+}
+
+/// Runs a handler so that a bug in it answers 500 with a `Status` instead of dropping the
+/// connection (the server itself never goes down: each connection is its own task).
+async fn guarded(
+    handler: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Response {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => e.into_response(),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(panic = %what, "a request handler panicked; this is a kubesim bug");
+            ApiError::internal(format!("kubesim bug: the request handler panicked: {what}"))
+                .into_response()
         }
     }
 }
