@@ -65,6 +65,12 @@ async fn bench() -> anyhow::Result<()> {
         100.0 * via / straight
     );
 
+    let bare = download_portforward(&env, &pod, bytes).await?;
+    println!(
+        "  the same download over a bare kube-rs Portforwarder (no Ferry engine): {bare:.0} MiB/s ({:.0} % of direct)",
+        100.0 * bare / straight
+    );
+
     let requests = arg("--requests", 1000);
     let (p50, p99) = latencies(addr, requests).await?;
     let (d50, d99) = latencies(direct, requests).await?;
@@ -73,6 +79,10 @@ async fn bench() -> anyhow::Result<()> {
     );
     let (w50, w99) = websocket_open(&env, &pod, 200).await?;
     println!("opening one port-forward WebSocket alone: p50 {w50:.2} ms p99 {w99:.2} ms");
+    let (s50, s99) = preopened_requests(&env, &pod, 200).await?;
+    println!(
+        "an HTTP request over an already-open port-forward stream (what a spare would give): p50 {s50:.2} ms p99 {s99:.2} ms"
+    );
 
     let mut recoveries = Vec::new();
     for _ in 0..5 {
@@ -152,6 +162,55 @@ async fn websocket_open(env: &TunnelEnv, pod: &str, n: usize) -> anyhow::Result<
         let _ = pf.join().await;
     }
     Ok(percentiles(samples))
+}
+
+/// p50/p99 in ms of `GET /` over a WebSocket opened beforehand (the best a spare could do).
+async fn preopened_requests(env: &TunnelEnv, pod: &str, n: usize) -> anyhow::Result<(f64, f64)> {
+    let api: kube::Api<Pod> = kube::Api::namespaced(env.client.clone(), "default");
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut pf = api.portforward(pod, &[8080]).await?;
+        let mut stream = pf.take_stream(8080).context("stream")?;
+        let started = Instant::now();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !answer.windows(10).any(|w| w == b"You've hit") {
+            bail!("unexpected answer {:?}", String::from_utf8_lossy(&answer));
+        }
+        drop(stream);
+        let _ = pf.join().await;
+    }
+    Ok(percentiles(samples))
+}
+
+/// MiB/s of one `GET /bytes/N` over a bare kube-rs port-forward stream.
+async fn download_portforward(env: &TunnelEnv, pod: &str, bytes: usize) -> anyhow::Result<f64> {
+    let api: kube::Api<Pod> = kube::Api::namespaced(env.client.clone(), "default");
+    let mut pf = api.portforward(pod, &[8080]).await?;
+    let mut stream = pf.take_stream(8080).context("stream")?;
+    let request = format!("GET /bytes/{bytes} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+    let started = Instant::now();
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0usize;
+    while total < bytes {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64() / 1048576.0;
+    drop(stream);
+    pf.abort();
+    if total < bytes {
+        bail!("download ended after {total} of {bytes} bytes");
+    }
+    Ok(rate)
 }
 
 /// ms from deleting the serving pod until a request is answered by another pod.
