@@ -96,7 +96,10 @@ async fn dropping_streams_ends_port_forwards_and_execs() -> anyhow::Result<()> {
     let status = tokio::time::timeout(STEP, status)
         .await
         .context("the exec stream did not end")?;
-    assert!(status.is_none(), "a dropped exec must not report a status: {status:?}");
+    assert!(
+        status.is_none(),
+        "a dropped exec must not report a status: {status:?}"
+    );
     // The cluster still serves new streams.
     let mut pf = pods.portforward("streams", &[19]).await?;
     let mut again = pf.take_stream(19).context("no stream")?;
