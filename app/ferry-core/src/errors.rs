@@ -190,10 +190,11 @@ impl ClusterError {
                 url: url.to_string(),
                 reason: format!("TLS: {}", error_chain(e)),
             },
-            kube::Error::Auth(e) => ClusterError::ExecPluginFailed {
+            // Refreshing credentials failed mid-session (token file, exec plugin, OIDC); it
+            // may work on the next attempt, so it is not a hard failure.
+            kube::Error::Auth(e) => ClusterError::Other {
                 context,
-                command: "credentials".to_string(),
-                reason: error_chain(e),
+                reason: format!("signing in failed: {}", error_chain(e)),
             },
             kube::Error::UpgradeConnection(e) => upgrade_error(context, url, access, e),
             other => ClusterError::Other {

@@ -121,8 +121,8 @@ fn phase_ordinal(pod: &Pod) -> u8 {
     }
 }
 
-/// `Some(last transition time)` when the Ready condition is True; `Some(None)`-like zero time
-/// is represented by `Some(None)` flattened: a Ready pod without a time yields `Some(None)`.
+/// `None` when the pod is not Ready; otherwise when it became Ready (`Some(None)` if the
+/// condition carries no time, which ranks as most recently Ready, like kubectl's zero time).
 fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
     pod.status
         .as_ref()?

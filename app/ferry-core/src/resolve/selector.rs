@@ -115,7 +115,7 @@ pub fn parse_selector(text: &str) -> Result<Selector, ResolveError> {
         selector: text.to_string(),
         reason: reason.to_string(),
     };
-    let tokens = tokenize(text).map_err(|r| bad(&r))?;
+    let tokens = tokenize(text);
     if tokens.is_empty() {
         return Err(bad(
             "it is empty; give at least one requirement such as app=web",
@@ -163,7 +163,7 @@ impl Token {
     }
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -202,7 +202,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
         }
     }
-    Ok(tokens)
+    tokens
 }
 
 struct Parser<'a> {
