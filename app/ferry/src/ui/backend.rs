@@ -68,6 +68,11 @@ impl Backend {
             Source::Paths(paths) => (ClientPool::from_paths(&paths), paths),
         };
         let shown = display_paths(&loaded.1);
+        if loaded.1.iter().all(|p| !p.exists()) {
+            return self
+                .publisher
+                .update(|m| m.source = SourceState::Missing { looked_at: shown });
+        }
         match loaded.0 {
             Err(e) => self.publisher.update(|m| {
                 m.source = SourceState::Broken {

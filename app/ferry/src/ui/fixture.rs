@@ -255,6 +255,7 @@ fn tunnel(
         note: None,
     };
     let listening = !matches!(status, TunnelStatus::Stopped | TunnelStatus::Failed(_));
+    let waiting = matches!(status, TunnelStatus::Waiting(_));
     TunnelRow {
         id: format!("t{id}"),
         spec,
@@ -274,8 +275,14 @@ fn tunnel(
         total_connections: id * 3,
         bytes_in: id * 18_000,
         bytes_out: id * 2_100,
-        errors: 0,
-        last_error: None,
+        errors: if waiting { 2 } else { 0 },
+        last_error: waiting.then(|| {
+            let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(40);
+            (
+                at,
+                "no ready pod: postgres-0 is not Ready (readiness probe failing)".to_string(),
+            )
+        }),
     }
 }
 

@@ -66,7 +66,9 @@ pub fn filter_box(ui: &mut Ui, state: &mut TableState, hint: &str, focus: bool) 
         if focus {
             response.request_focus();
         }
-        if response.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        // Escape also takes the focus away, so the field may already have lost it.
+        let escaped = ui.input(|i| i.key_pressed(egui::Key::Escape));
+        if escaped && (response.has_focus() || response.lost_focus()) {
             state.filter.clear();
         }
         if !state.filter.is_empty()

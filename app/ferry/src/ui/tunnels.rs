@@ -137,12 +137,12 @@ pub fn show(
         Column::exact(22.0),
         Column::initial(92.0),
         Column::initial(215.0).at_least(120.0).clip(true),
-        Column::initial(300.0).clip(true),
+        Column::initial(280.0).clip(true),
         Column::initial(48.0),
         Column::initial(118.0),
         Column::initial(48.0),
         Column::remainder().at_least(80.0).clip(true),
-        Column::exact(90.0),
+        Column::exact(104.0),
     ];
     let checked = &mut state.checked;
     table::scroll_sideways(ui, "tunnels-x", |ui| {

@@ -102,8 +102,15 @@ pub fn wait_for_label(harness: &mut Harness<'_, FerryApp>, label: &str, timeout:
     );
 }
 
+/// Lets panels that just appeared take their final size, so a click lands where the widget is.
+fn settle(harness: &mut Harness<'_, FerryApp>) {
+    harness.step();
+    harness.step();
+}
+
 /// Clicks the first widget with exactly this label and lets the app react.
 pub fn click(harness: &mut Harness<'_, FerryApp>, label: &str) {
+    settle(harness);
     harness
         .query_all_by_label(label)
         .next()
@@ -115,6 +122,7 @@ pub fn click(harness: &mut Harness<'_, FerryApp>, label: &str) {
 
 /// Clicks the first widget whose label contains this text.
 pub fn click_containing(harness: &mut Harness<'_, FerryApp>, text: &str) {
+    settle(harness);
     harness
         .query_all_by_label_contains(text)
         .next()

@@ -48,7 +48,11 @@ pub fn show(
             Some(Selection::Pod(name)) => match objects.pods.iter().find(|p| &p.name == name) {
                 Some(row) => {
                     let logs = logs.filter(|(pod, _)| pod == name).map(|(_, l)| l);
-                    pod::show(ui, &row.pod, logs, out);
+                    let demo_kubeconfig = match &model.source {
+                        super::model::SourceState::Demo { kubeconfig } => Some(kubeconfig.as_str()),
+                        _ => None,
+                    };
+                    pod::show(ui, &row.pod, logs, demo_kubeconfig, out);
                 }
                 None => gone(ui, "pod", name),
             },

@@ -9,7 +9,16 @@ use crate::ui::pods::{pod_status, status_tone};
 use crate::ui::theme::{self, Tone, icon};
 
 /// Draws the details of a pod; `logs` are the recent lines if they were fetched for it.
-pub fn show(ui: &mut Ui, pod: &Pod, logs: Option<&LogState>, out: &mut Vec<Command>) {
+///
+/// `demo_kubeconfig` is set in the demo, where a shell runs as a local process: the shell
+/// section says so.
+pub fn show(
+    ui: &mut Ui,
+    pod: &Pod,
+    logs: Option<&LogState>,
+    demo_kubeconfig: Option<&str>,
+    out: &mut Vec<Command>,
+) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
@@ -105,6 +114,8 @@ pub fn show(ui: &mut Ui, pod: &Pod, logs: Option<&LogState>, out: &mut Vec<Comma
             }
         });
 
+    shell(ui, pod, demo_kubeconfig, out);
+
     theme::section(ui, "Recent log lines");
     match logs {
         None | Some(LogState::Loading) => {
@@ -137,5 +148,39 @@ pub fn show(ui: &mut Ui, pod: &Pod, logs: Option<&LogState>, out: &mut Vec<Comma
         .clicked()
     {
         out.push(Command::FetchLogs { pod: name });
+    }
+}
+
+/// The command that opens a shell in the pod, to copy into a terminal; in the demo, with the
+/// note that it runs locally.
+fn shell(ui: &mut Ui, pod: &Pod, demo_kubeconfig: Option<&str>, out: &mut Vec<Command>) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let prefix = demo_kubeconfig
+        .map(|k| format!("KUBECONFIG={k} "))
+        .unwrap_or_default();
+    let command = format!("{prefix}kubectl exec -it -n {namespace} {name} -- sh");
+    theme::section(ui, "Shell");
+    ui.horizontal(|ui| {
+        ui.label(theme::mono(&command).small());
+        if ui
+            .small_button(icon::COPY)
+            .on_hover_text("Copy the command")
+            .clicked()
+        {
+            out.push(Command::CopyText(command.clone()));
+        }
+    });
+    if demo_kubeconfig.is_some() {
+        let warn = theme::tone_color(ui, Tone::Warn);
+        ui.label(
+            egui::RichText::new(format!("{} {}", icon::WARNING, crate::demo::EXEC_NOTE))
+                .color(warn)
+                .small(),
+        );
     }
 }
