@@ -144,7 +144,9 @@ pub fn parse(path: &Path, text: &str) -> Parsed {
     if version < CURRENT_VERSION {
         parsed.migrated_from = Some(version);
     }
-    check_unique_names(&mut parsed, |m| problem(None, m));
+    check_unique_names(&mut parsed, |name, m| {
+        problem(second_name_line(text, name).map(|at| line_col(text, at)), m)
+    });
     parsed
 }
 
@@ -203,13 +205,16 @@ fn entries<T: serde::de::DeserializeOwned>(
 }
 
 /// Two entries with one name would make edits ambiguous; keep the first and refuse writes.
-fn check_unique_names(parsed: &mut Parsed, problem: impl Fn(String) -> Problem) {
+fn check_unique_names(parsed: &mut Parsed, problem: impl Fn(&str, String) -> Problem) {
     let mut seen = HashSet::new();
     let mut dupes = Vec::new();
     parsed.document.profiles.retain(|p| {
         let fresh = seen.insert(p.name.clone());
         if !fresh {
-            dupes.push(format!("two profiles are named \"{}\"; rename one", p.name));
+            dupes.push((
+                p.name.clone(),
+                format!("two profiles are named \"{}\"; rename one", p.name),
+            ));
         }
         fresh
     });
@@ -217,13 +222,18 @@ fn check_unique_names(parsed: &mut Parsed, problem: impl Fn(String) -> Problem) 
     parsed.document.clusters.retain(|c| {
         let fresh = seen.insert(c.name.clone());
         if !fresh {
-            dupes.push(format!("two clusters are named \"{}\"; rename one", c.name));
+            dupes.push((
+                c.name.clone(),
+                format!("two clusters are named \"{}\"; rename one", c.name),
+            ));
         }
         fresh
     });
     if !dupes.is_empty() {
         parsed.damaged = true;
-        parsed.problems.extend(dupes.into_iter().map(problem));
+        parsed
+            .problems
+            .extend(dupes.into_iter().map(|(name, m)| problem(&name, m)));
     }
 }
 
@@ -245,6 +255,19 @@ fn pinpoint(text: &str, start: usize, message: &str) -> usize {
         .unwrap_or(table.len());
     let needle = format!("\"{quoted}\"");
     table[..end].find(&needle).map_or(start, |i| start + i + 1)
+}
+
+/// Where the second `name = "NAME"` line is (the duplicate), if it is written that simply.
+fn second_name_line(text: &str, name: &str) -> Option<usize> {
+    let needle = format!("\"{name}\"");
+    text.match_indices(&needle)
+        .filter(|(i, _)| {
+            let line_start = text[..*i].rfind('\n').map_or(0, |n| n + 1);
+            let before = text[line_start..*i].trim();
+            before.starts_with("name") && before.ends_with('=')
+        })
+        .nth(1)
+        .map(|(i, _)| i)
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.

@@ -289,6 +289,20 @@ fn comments_a_person_wrote_stay_next_to_what_they_describe() {
 }
 
 #[test]
+fn two_profiles_with_one_name_are_reported_at_the_second_and_block_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "version = 1\n[[profile]]\nname = \"a\"\n\n[[profile]]\nname = \"a\"\nnote = \"second\"\n";
+    std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+    let mut s = store(dir.path());
+    assert_eq!(s.profiles().len(), 1);
+    let p = &s.problems()[0];
+    assert_eq!((p.line, p.column), (Some(6), Some(8)), "{p}");
+    assert!(p.message.contains("two profiles are named \"a\""), "{p}");
+    assert!(s.add_profile(Profile::new("b", [])).is_err());
+}
+
+#[test]
 fn a_file_from_a_newer_format_is_read_but_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
