@@ -136,8 +136,8 @@ pub fn show(
     let columns = [
         Column::exact(22.0),
         Column::initial(92.0),
-        Column::initial(215.0).at_least(120.0).clip(true),
-        Column::initial(280.0).clip(true),
+        Column::initial(205.0).at_least(120.0).clip(true),
+        Column::initial(210.0).clip(true),
         Column::initial(48.0),
         Column::initial(118.0),
         Column::initial(48.0),
