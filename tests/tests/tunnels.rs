@@ -556,3 +556,25 @@ async fn a_pod_killed_mid_transfer_ends_only_its_own_connection() -> Result {
     assert_eq!(other_snap.state, TunnelState::Active);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_clock_jump_re_establishes_the_watches_and_keeps_serving() -> Result {
+    let env = tunnel_env().await?;
+    let mut events = env.engine.events();
+    let (id, snap) = env.start_active(spec("svc/kubia", &["0:80"])).await?;
+    env.engine.clock_jumped(600);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv()).await??;
+        if event.tunnel == id && event.kind == (EventKind::ClockJumped { seconds: 600 }) {
+            break;
+        }
+    }
+    let after = env
+        .wait_snapshot(id, SETTLE, "a re-established watch", |s| {
+            s.reconnects > snap.reconnects && s.state == TunnelState::Active
+        })
+        .await?;
+    assert!(hit_pod(&http_get(local_v4(&after, 0)?, "/").await?).is_some());
+    Ok(())
+}

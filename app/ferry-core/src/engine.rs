@@ -166,6 +166,7 @@ enum Command {
     Restart(TunnelId),
     Remove(TunnelId),
     Update(TunnelId, Box<TunnelSpec>),
+    ClockJumped(i64),
     Shutdown(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -252,6 +253,13 @@ impl Engine {
     /// Replace a tunnel's spec and restart it (used when a person edits a tunnel).
     pub fn update(&self, id: TunnelId, spec: TunnelSpec) {
         self.send(Command::Update(id, Box::new(spec)));
+    }
+
+    /// Tell the engine the machine just woke up (or its clock was changed): every watch is
+    /// re-established at once. The engine detects sleep/wake by itself within a couple of
+    /// seconds; call this when the OS reports a resume, to react immediately.
+    pub fn clock_jumped(&self, seconds: i64) {
+        self.send(Command::ClockJumped(seconds));
     }
 
     /// The latest snapshot of every tunnel, ordered by id.
@@ -377,6 +385,7 @@ impl EngineTask {
                     self.stop(id).await;
                     self.tunnels.remove(&id);
                 }
+                Command::ClockJumped(seconds) => self.clock.report(seconds),
                 Command::Shutdown(reply) => {
                     shutdown_reply = Some(reply);
                     break;
