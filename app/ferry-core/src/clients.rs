@@ -198,10 +198,7 @@ impl ClientPool {
         };
         let mut config = config_for(context, merged, source.as_deref()).await?;
         if let Some(exec) = config.auth_info.exec.as_mut() {
-            let dirs = tokio::task::spawn_blocking(exec_auth::search_path)
-                .await
-                .map_err(|e| other(context, &e))?;
-            exec_auth::prepare(context, exec, dirs)?;
+            find_plugin(context, exec).await?;
         }
         let command = config
             .auth_info
@@ -224,6 +221,25 @@ impl ClientPool {
                 reason: error_chain(&e),
             },
         })
+    }
+}
+
+/// Points the exec config at the plugin binary: first the cheap search (process `PATH`, usual
+/// places), then, only if that fails, the login shell's `PATH` as well.
+async fn find_plugin(
+    context: &str,
+    exec: &mut kube::config::ExecConfig,
+) -> Result<(), ClusterError> {
+    let original = exec.clone();
+    match exec_auth::prepare(context, exec, &exec_auth::quick_search_path()) {
+        Err(ClusterError::ExecPluginNotFound { .. }) => {
+            *exec = original;
+            let dirs = tokio::task::spawn_blocking(exec_auth::search_path)
+                .await
+                .map_err(|e| other(context, &e))?;
+            exec_auth::prepare(context, exec, dirs)
+        }
+        result => result,
     }
 }
 

@@ -4,11 +4,11 @@
 //! kube-rs runs the plugin itself, by name, with the process's `PATH`. A desktop app started from
 //! a menu or the Dock does not get the additions from the user's shell profile (Homebrew, krew,
 //! `~/.local/bin`, the Google Cloud SDK), so plugins that work in a terminal are "not found".
-//! Before a client is built, Ferry resolves the plugin to an absolute path using, in order: the
-//! process `PATH`, the user's login-shell `PATH` (asked once, with a timeout), and the usual
-//! install places; it then gives the plugin that combined `PATH` too, since plugins often call
-//! other tools (`gcloud`, `az`). When nothing is found, the error names the binary and every
-//! directory searched.
+//! Before a client is built, Ferry resolves the plugin to an absolute path: first in the process
+//! `PATH` and the usual install places; if it is not there, also in the user's login-shell
+//! `PATH` (asked once per process, with a timeout). It then gives the plugin the same search
+//! path as its `PATH`, since plugins often call other tools (`gcloud`, `az`). When nothing is
+//! found, the error names the binary and every directory searched.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,18 +23,31 @@ use crate::errors::ClusterError;
 /// How long the login shell may take to print its `PATH` (slow dotfiles exist).
 const SHELL_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The directories to search for plugins, without duplicates, in priority order: process
-/// `PATH`, login-shell `PATH`, usual places. Computed once per process (asking the shell is slow).
+/// The directories to search for plugins without asking the shell: the process `PATH`, then
+/// the usual install places. Cheap; tried first.
+pub fn quick_search_path() -> Vec<PathBuf> {
+    combine(process_path(), Vec::new(), usual_places(home().as_deref()))
+}
+
+/// The full search path, without duplicates, in priority order: process `PATH`, the login
+/// shell's `PATH`, the usual places. Computed once per process (asking the shell is slow and
+/// runs the user's shell profile), and only when [`quick_search_path`] did not find a plugin.
 pub fn search_path() -> &'static [PathBuf] {
     static PATH: OnceLock<Vec<PathBuf>> = OnceLock::new();
     PATH.get_or_init(|| {
-        let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
-        let process = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
         let shell = login_shell_path().unwrap_or_default();
-        combine(process, shell, usual_places(home.as_deref()))
+        combine(process_path(), shell, usual_places(home().as_deref()))
     })
+}
+
+fn process_path() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+fn home() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
 }
 
 /// Concatenates directory lists, dropping empty entries and repeats (first occurrence wins).
