@@ -619,3 +619,57 @@ async fn events_and_describe_pod_work() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn configmaps_and_secrets_work_and_viewer_cannot_read_secrets() -> anyhow::Result<()> {
+    let Some((_cluster, kubectl)) = demo().await? else {
+        return Ok(());
+    };
+    kubectl
+        .run(&[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+        ])
+        .await?
+        .ok()?;
+    kubectl
+        .run(&[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "--from-literal=password=hunter2",
+        ])
+        .await?
+        .ok()?;
+    let cm = kubectl.run(&["get", "cm", "settings"]).await?.ok()?;
+    assert_eq!(header_of(&cm.stdout, "NAME"), ["NAME", "DATA", "AGE"]);
+    assert!(
+        cm.stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["settings", "2"])),
+        "{}",
+        cm.stdout
+    );
+    let secret = kubectl.run(&["get", "secret", "creds"]).await?.ok()?;
+    assert!(
+        secret
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["creds", "Opaque", "1"])),
+        "{}",
+        secret.stdout
+    );
+    let denied = kubectl
+        .run(&["--context", "demo-viewer", "get", "secrets"])
+        .await?;
+    assert!(denied.stderr.contains("Error from server (Forbidden): secrets is forbidden: User \"viewer\" cannot list resource \"secrets\""), "{}", denied.stderr);
+    kubectl
+        .run(&["--context", "demo-viewer", "get", "configmaps"])
+        .await?
+        .ok()?;
+    Ok(())
+}

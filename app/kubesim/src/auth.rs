@@ -121,8 +121,10 @@ pub fn authorize(user: User, attrs: &Attributes<'_>) -> Result<(), ApiError> {
     }
     let allowed = match user {
         User::Admin => true,
+        // Like the built-in `view` role: no secrets.
         User::Viewer => {
             matches!(attrs.verb, "get" | "list" | "watch")
+                && attrs.resource.plural != "secrets"
                 && !matches!(attrs.subresource, Some("exec" | "portforward" | "attach"))
         }
         User::Restricted => match (attrs.resource.namespaced, attrs.namespace) {
@@ -203,6 +205,10 @@ mod tests {
             )
             .is_ok()
         );
+        // The built-in `view` role does not include secrets.
+        let secrets = attrs("list", "secrets", None, Some("default"), "");
+        assert!(authorize(User::Viewer, &secrets).is_err());
+        assert!(authorize(User::Admin, &secrets).is_ok());
     }
 
     #[test]

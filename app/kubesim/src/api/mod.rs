@@ -307,14 +307,21 @@ fn normalize_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
                 .map(Bytes::from)
                 .map_err(|e| ApiError::internal(e.to_string()))
         }
-        m if protobuf::is_protobuf(m) && !body.is_empty() => Err(ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (kubesim does not decode protobuf bodies); got {m:?}"
-            ),
-            details: None,
-        }),
+        m if protobuf::is_protobuf(m) && !body.is_empty() => {
+            match protobuf::object_to_json(&body) {
+                Some(value) => serde_json::to_vec(&value)
+                    .map(Bytes::from)
+                    .map_err(|e| ApiError::internal(e.to_string())),
+                None => Err(ApiError {
+                    code: 415,
+                    reason: "UnsupportedMediaType",
+                    message: format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (kubesim decodes protobuf only for Namespace, ConfigMap and Secret); got {m:?}"
+                    ),
+                    details: None,
+                }),
+            }
+        }
         _ => Ok(body),
     }
 }

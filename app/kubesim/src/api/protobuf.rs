@@ -86,6 +86,110 @@ pub fn string(data: &[u8], number: u64) -> String {
         .to_string()
 }
 
+/// The entries of a `map<string, string>` (or bytes) field: repeated `{1: key, 2: value}`.
+fn map_entries(data: &[u8], number: u64) -> Vec<(String, Vec<u8>)> {
+    fields(data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.number == number)
+        .map(|f| {
+            (
+                string(f.bytes, 1),
+                field(f.bytes, 2).unwrap_or_default().to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn string_map(data: &[u8], number: u64) -> Option<serde_json::Value> {
+    let entries = map_entries(data, number);
+    (!entries.is_empty()).then(|| {
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    serde_json::Value::String(String::from_utf8_lossy(&v).into_owned()),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    })
+}
+
+fn bytes_map(data: &[u8], number: u64) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let entries = map_entries(data, number);
+    (!entries.is_empty()).then(|| {
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                (k, serde_json::Value::String(encoded))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    })
+}
+
+/// `ObjectMeta`: the fields a client sets on create.
+fn object_meta(data: &[u8]) -> serde_json::Value {
+    let mut meta = serde_json::Map::new();
+    for (name, number) in [("name", 1), ("generateName", 2), ("namespace", 3)] {
+        let v = string(data, number);
+        if !v.is_empty() {
+            meta.insert(name.into(), v.into());
+        }
+    }
+    if let Some(labels) = string_map(data, 11) {
+        meta.insert("labels".into(), labels);
+    }
+    if let Some(annotations) = string_map(data, 12) {
+        meta.insert("annotations".into(), annotations);
+    }
+    meta.into()
+}
+
+/// The JSON form of a protobuf-encoded object of the few kinds kubectl's generators create
+/// with typed clients (`kubectl create namespace|configmap|secret`). `None` for other kinds
+/// or malformed bytes.
+pub fn object_to_json(body: &[u8]) -> Option<serde_json::Value> {
+    let inner = body.strip_prefix(MAGIC)?;
+    let type_meta = field(inner, 1).unwrap_or_default();
+    let (api_version, kind) = (string(type_meta, 1), string(type_meta, 2));
+    let raw = field(inner, 2)?;
+    let mut object = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": object_meta(field(raw, 1).unwrap_or_default()),
+    });
+    match kind.as_str() {
+        "Namespace" => {}
+        "ConfigMap" => {
+            if let Some(data) = string_map(raw, 2) {
+                object["data"] = data;
+            }
+            if let Some(binary) = bytes_map(raw, 3) {
+                object["binaryData"] = binary;
+            }
+        }
+        "Secret" => {
+            if let Some(data) = bytes_map(raw, 2) {
+                object["data"] = data;
+            }
+            let ty = string(raw, 3);
+            if !ty.is_empty() {
+                object["type"] = ty.into();
+            }
+            if let Some(string_data) = string_map(raw, 4) {
+                object["stringData"] = string_data;
+            }
+        }
+        _ => return None,
+    }
+    Some(object)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +229,26 @@ mod tests {
         assert_eq!(string(attrs, 2), "create");
         assert_eq!(string(attrs, 6), "portforward");
         assert_eq!(string(attrs, 4), "");
+    }
+
+    #[test]
+    fn a_configmap_decodes_to_json() {
+        let entry = |k: &[u8], v: &[u8]| [ld(1, k), ld(2, v)].concat();
+        let meta = [ld(1, b"settings"), ld(11, &entry(b"app", b"web"))].concat();
+        let raw = [
+            ld(1, &meta),
+            ld(2, &entry(b"a", b"1")),
+            ld(2, &entry(b"b", b"2")),
+        ]
+        .concat();
+        let type_meta = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
+        let body = [MAGIC, &ld(1, &type_meta), &ld(2, &raw)].concat();
+        let obj = object_to_json(&body).unwrap();
+        assert_eq!(obj["metadata"]["name"], "settings");
+        assert_eq!(obj["metadata"]["labels"]["app"], "web");
+        assert_eq!(obj["data"], serde_json::json!({"a": "1", "b": "2"}));
+        let pod_type = [ld(1, b"v1"), ld(2, b"Pod")].concat();
+        assert!(object_to_json(&[MAGIC, &ld(1, &pod_type), &ld(2, &raw)].concat()).is_none());
     }
 
     #[test]

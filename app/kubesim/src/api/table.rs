@@ -254,6 +254,32 @@ fn columns(r: &Resource) -> Vec<Column> {
                 "Selector is a label query over pods that should match the replica count.",
             ),
         ],
+        "configmaps" => vec![
+            name,
+            ("Data", "string", 0, "Data contains the configuration data."),
+            age,
+        ],
+        "secrets" => vec![
+            name,
+            (
+                "Type",
+                "string",
+                0,
+                "Used to facilitate programmatic handling of secret data.",
+            ),
+            ("Data", "string", 0, "Data contains the secret data."),
+            age,
+        ],
+        "serviceaccounts" => vec![
+            name,
+            (
+                "Secrets",
+                "string",
+                0,
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            age,
+        ],
         "events" => vec![
             (
                 "Last Seen",
@@ -461,6 +487,18 @@ fn cells(r: &Resource, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
         "namespaces" => vec![name, json!(text(o, "/status/phase")), age],
         "events" => event_cells(o, now),
+        "configmaps" => vec![
+            name,
+            json!(map_len(o, "/data") + map_len(o, "/binaryData")),
+            age,
+        ],
+        "secrets" => vec![
+            name,
+            json!(text(o, "/type")),
+            json!(map_len(o, "/data")),
+            age,
+        ],
+        "serviceaccounts" => vec![name, json!(array(o, "/secrets").len()), age],
         "ingresses" => vec![
             name,
             json!(ingress_class(o)),
@@ -492,6 +530,12 @@ fn array<'a>(o: &'a Value, pointer: &str) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
+}
+
+fn map_len(o: &Value, pointer: &str) -> usize {
+    o.pointer(pointer)
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len())
 }
 
 fn non_empty<'a>(s: &'a str, fallback: &'a str) -> &'a str {
@@ -1152,6 +1196,23 @@ mod tests {
         assert_eq!(cells[4], "v1.32.0");
         assert_eq!(cells[5], "192.168.0.2");
         assert_eq!(cells[6], "<none>");
+    }
+
+    #[test]
+    fn every_resource_has_as_many_cells_as_columns() {
+        for r in crate::resources::RESOURCES {
+            let t = render(r, &[json!({"metadata": {"name": "x"}})], &opts(), "1", None);
+            let cols = t["columnDefinitions"].as_array().map(Vec::len);
+            let cells = t["rows"][0]["cells"].as_array().map(Vec::len);
+            assert_eq!(cols, cells, "{}", r.plural);
+            if !crate::resources::is_review(r.plural) {
+                assert_ne!(
+                    t["columnDefinitions"][1]["name"], "Created At",
+                    "{} has its own printer",
+                    r.plural
+                );
+            }
+        }
     }
 
     #[test]

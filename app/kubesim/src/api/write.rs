@@ -151,6 +151,19 @@ fn reset_system_fields(r: &Resource, object: &mut Value) {
     }
 }
 
+/// Defaults of kinds the simulation does not handle (`SetDefaults_Secret`).
+fn default_fields(r: &Resource, object: &mut Value) {
+    if r.plural == "secrets"
+        && object
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        && let Some(map) = object.as_object_mut()
+    {
+        map.insert("type".into(), json!("Opaque"));
+    }
+}
+
 /// POST a new object.
 pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     let r = ctx.path.resource;
@@ -158,6 +171,7 @@ pub fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     check_namespace(ctx, &object)?;
     require_namespace(ctx)?;
     reset_system_fields(r, &mut object);
+    default_fields(r, &mut object);
     sim::admit_create(ctx.cluster(), r.plural, ctx.namespace(), &mut object)
         .map_err(admission_error)?;
     if ctx.query.get("dryRun") == Some("All") {
