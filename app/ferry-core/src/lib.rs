@@ -4,8 +4,8 @@
 //! socket all drive the same engine handle and read the same plain serde snapshots.
 
 pub mod catalog;
-pub mod config_dir;
 pub mod clients;
+pub mod config_dir;
 pub mod engine;
 pub mod errors;
 pub mod exec_auth;

@@ -80,7 +80,9 @@ impl FromStr for Target {
         match kind.to_ascii_lowercase().as_str() {
             "pod" | "pods" | "po" => Ok(Target::Pod(name)),
             "svc" | "service" | "services" => Ok(Target::Service(name)),
-            "deploy" | "deployment" | "deployments" | "deployment.apps" => Ok(Target::Deployment(name)),
+            "deploy" | "deployment" | "deployments" | "deployment.apps" => {
+                Ok(Target::Deployment(name))
+            }
             _ => Err(SpecError::UnknownKind(kind.to_string())),
         }
     }
@@ -197,7 +199,8 @@ impl FromStr for PortSpec {
 fn is_port_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.bytes().any(|b| b.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -266,14 +269,29 @@ mod tests {
     fn targets_parse_like_kubectl() {
         assert_eq!("svc/kubia".parse(), Ok(Target::Service("kubia".into())));
         assert_eq!("service/kubia".parse(), Ok(Target::Service("kubia".into())));
-        assert_eq!("deploy/kubia".parse(), Ok(Target::Deployment("kubia".into())));
+        assert_eq!(
+            "deploy/kubia".parse(),
+            Ok(Target::Deployment("kubia".into()))
+        );
         assert_eq!("pod/kubia-x".parse(), Ok(Target::Pod("kubia-x".into())));
         assert_eq!("kubia-x".parse(), Ok(Target::Pod("kubia-x".into())));
-        assert_eq!("app=kubia".parse(), Ok(Target::Selector("app=kubia".into())));
-        assert_eq!("env in (a,b)".parse(), Ok(Target::Selector("env in (a,b)".into())));
+        assert_eq!(
+            "app=kubia".parse(),
+            Ok(Target::Selector("app=kubia".into()))
+        );
+        assert_eq!(
+            "env in (a,b)".parse(),
+            Ok(Target::Selector("env in (a,b)".into()))
+        );
         assert_eq!("!legacy".parse(), Ok(Target::Selector("!legacy".into())));
-        assert_eq!("rs/x".parse::<Target>(), Err(SpecError::UnknownKind("rs".into())));
-        assert_eq!("svc/".parse::<Target>(), Err(SpecError::MissingName("svc/".into())));
+        assert_eq!(
+            "rs/x".parse::<Target>(),
+            Err(SpecError::UnknownKind("rs".into()))
+        );
+        assert_eq!(
+            "svc/".parse::<Target>(),
+            Err(SpecError::MissingName("svc/".into()))
+        );
         assert_eq!("".parse::<Target>(), Err(SpecError::EmptyTarget));
     }
 
@@ -289,7 +307,9 @@ mod tests {
         assert_eq!(p.local, LocalPort::Any);
         let p: PortSpec = "5432".parse().unwrap();
         assert_eq!(p.local, LocalPort::SameAsRemote);
-        for bad in ["", ":", "70000:80", "80:0", "80:70000", "a:80", "1:2:3", "80:Http", "80:-x"] {
+        for bad in [
+            "", ":", "70000:80", "80:0", "80:70000", "a:80", "1:2:3", "80:Http", "80:-x",
+        ] {
             assert!(bad.parse::<PortSpec>().is_err(), "{bad} should be refused");
         }
     }
@@ -311,7 +331,10 @@ mod tests {
             note: None,
         };
         let json = serde_json::to_string(&spec).unwrap();
-        assert!(json.contains("\"svc/kubia\"") && json.contains("\"8080:80\""), "{json}");
+        assert!(
+            json.contains("\"svc/kubia\"") && json.contains("\"8080:80\""),
+            "{json}"
+        );
         let back: TunnelSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, spec);
     }
