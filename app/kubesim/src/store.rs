@@ -189,12 +189,19 @@ impl Store {
         inner
             .objects
             .range(start..)
-            .take_while(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
+            .take_while(|(k, _)| {
+                k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+            })
             .for_each(|(_, v)| visit(v));
     }
 
     /// The objects of a resource (in one namespace, or all) for which `keep` is true, copied.
-    pub fn list_where(&self, resource: &str, namespace: Option<&str>, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub fn list_where(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let mut out = Vec::new();
         self.for_each(resource, namespace, |v| {
             if keep(v) {
@@ -217,7 +224,12 @@ impl Store {
 
     /// Stores a new object. Fills `metadata.name` from `generateName`, `uid`,
     /// `creationTimestamp`, `resourceVersion` and `namespace`.
-    pub fn create(&self, resource: &str, namespace: &str, mut object: Value) -> Result<Value, StoreError> {
+    pub fn create(
+        &self,
+        resource: &str,
+        namespace: &str,
+        mut object: Value,
+    ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
         let name = match object_name(&object) {
             Some(name) => name,
@@ -284,7 +296,13 @@ impl Store {
         let mut next = current.clone();
         change(&mut next);
         // Identity fields are the store's, whatever the change did.
-        for field in ["name", "namespace", "uid", "creationTimestamp", "resourceVersion"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+        ] {
             match current.pointer(&format!("/metadata/{field}")) {
                 Some(v) => {
                     metadata_mut(&mut next).insert(field.into(), v.clone());
@@ -316,10 +334,12 @@ impl Store {
         change: impl FnOnce(&mut Value),
     ) -> Result<Value, StoreError> {
         if let Some(expected) = expected_rv {
-            let current = self.get(resource, namespace, name).ok_or_else(|| StoreError::NotFound {
-                resource: resource.to_string(),
-                name: name.to_string(),
-            })?;
+            let current =
+                self.get(resource, namespace, name)
+                    .ok_or_else(|| StoreError::NotFound {
+                        resource: resource.to_string(),
+                        name: name.to_string(),
+                    })?;
             let actual = current
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
@@ -356,7 +376,12 @@ impl Store {
     /// retained change after that version is replayed first; a version older than the retained
     /// history gives [`StoreError::Gone`]. Without `from`, the caller is expected to have sent the
     /// current state itself (as a real apiserver sends synthetic ADDED events).
-    pub fn watch(&self, resource: &str, namespace: Option<&str>, from: Option<u64>) -> Result<WatchStart, StoreError> {
+    pub fn watch(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchStart, StoreError> {
         let inner = self.lock();
         let live = self.changes.subscribe();
         let mut backlog = Vec::new();
@@ -428,7 +453,9 @@ pub fn metadata_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
 
 /// The current time as the apiserver writes it (`2024-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A random lowercase alphanumeric suffix like the ones Kubernetes appends to generated names
@@ -489,7 +516,11 @@ mod tests {
     fn generate_name_gets_a_suffix() {
         let store = Store::default();
         let obj = store
-            .create("pods", "default", json!({"metadata": {"generateName": "web-"}}))
+            .create(
+                "pods",
+                "default",
+                json!({"metadata": {"generateName": "web-"}}),
+            )
             .unwrap();
         let name = obj["metadata"]["name"].as_str().unwrap();
         assert!(name.starts_with("web-") && name.len() == 9, "{name}");
@@ -515,7 +546,9 @@ mod tests {
         let start_rv = store.resource_version();
         store.create("pods", "default", pod("b")).unwrap();
         store.create("services", "default", pod("s")).unwrap();
-        let w = store.watch("pods", Some("default"), Some(start_rv)).unwrap();
+        let w = store
+            .watch("pods", Some("default"), Some(start_rv))
+            .unwrap();
         assert_eq!(w.backlog.len(), 1);
         assert_eq!(w.backlog[0].key.name, "b");
         store.create("pods", "default", pod("c")).unwrap();
