@@ -32,17 +32,24 @@ sleep 1
 
 # A window, its id, and a helper to capture it into a small PNG.
 start_ferry() {
-    FERRY_CONFIG_DIR="$work/config" "$bin" "$@" >"$work/ferry.log" 2>&1 &
+    # Fresh config and window state (eframe keeps its own under XDG_DATA_HOME).
+    FERRY_CONFIG_DIR="$work/config" XDG_DATA_HOME="$work/data" "$bin" "$@" >"$work/ferry.log" 2>&1 &
     pids+=($!)
     window="$(timeout 20 xdotool search --sync --name '^Ferry' | head -1)"
-    sleep 2
+    sleep 3
 }
 shot() {
     import -window "$window" "$work/raw.png"
     convert "$work/raw.png" -strip -define png:compression-level=9 "$here/$1"
     echo "wrote $here/$1"
 }
-click() { xdotool mousemove --window "$window" "$1" "$2" click 1; sleep "${3:-0.8}"; }
+# Hover first: egui needs to see the pointer over a widget before the press.
+click() {
+    xdotool mousemove --window "$window" "$1" "$2"
+    sleep 0.3
+    xdotool click 1
+    sleep "${3:-1.5}"
+}
 
 # 1. The welcome screen (no kubeconfig).
 KUBECONFIG="$work/none" start_ferry
@@ -55,7 +62,7 @@ shot pods.png
 click 110 19            # Services tab
 click 240 195           # service kubia (4th row, sorted by name)
 shot service-details.png
-click 855 105           # Forward…
+click 940 105           # Forward… (details panel at its default width)
 shot forward-dialog.png
 click 803 524 2         # Start forwarding
 for _ in 1 2 3; do curl -s http://127.0.0.1:8080/ >/dev/null || true; done  # some traffic
