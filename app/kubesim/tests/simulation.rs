@@ -521,6 +521,25 @@ async fn the_demo_world_comes_alive() {
         1
     );
     assert!(!is_ready(&crash));
+    let (events, _) = cluster.store.list("events", Some("default"));
+    let back_off = events
+        .iter()
+        .find(|e| e["reason"] == "BackOff" && e["involvedObject"]["name"] == "flaky-worker")
+        .expect("a BackOff event for the crash-looping pod");
+    assert_eq!(back_off["type"], "Warning");
+    let failed = events
+        .iter()
+        .find(|e| {
+            e["reason"] == "FailedScheduling" && e["involvedObject"]["name"] == "batch-report"
+        })
+        .expect("a FailedScheduling event for the stuck pod");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient memory"),
+        "{failed}"
+    );
 
     let kubia = wait_until(
         &cluster,
@@ -755,4 +774,60 @@ async fn a_node_port_is_free_again_once_its_service_is_deleted_even_after_update
     sim::delete(&cluster, "services", "default", "np", None).unwrap();
     let reused = create(&cluster, "services", "default", other).unwrap();
     assert_eq!(reused["spec"]["ports"][0]["nodePort"], 30200);
+}
+
+#[tokio::test]
+async fn what_the_cluster_does_is_recorded_as_events() {
+    let cluster = started(vec![deployment("kubia", 2, "luksa/kubia:v1")]);
+    let pods = wait_ready_pods(&cluster, "kubia", 2).await;
+    let events = |c: &Cluster| c.store.list("events", Some("default")).0;
+    let has = |c: &Cluster, kind: &str, reason: &str, fragment: &str| {
+        events(c).iter().any(|e| {
+            e["involvedObject"]["kind"] == kind
+                && e["reason"] == reason
+                && e["message"].as_str().is_some_and(|m| m.contains(fragment))
+        })
+    };
+    let pod = name(&pods[0]);
+    wait_until(&cluster, "deployment, replicaset and pod events", |c| {
+        (has(
+            c,
+            "Deployment",
+            "ScalingReplicaSet",
+            "Scaled up replica set kubia-",
+        ) && has(
+            c,
+            "ReplicaSet",
+            "SuccessfulCreate",
+            &format!("Created pod: {pod}"),
+        ) && has(
+            c,
+            "Pod",
+            "Scheduled",
+            &format!("Successfully assigned default/{pod} to demo-worker"),
+        ) && has(
+            c,
+            "Pod",
+            "Pulled",
+            "Container image \"luksa/kubia:v1\" already present on machine",
+        ) && has(c, "Pod", "Started", "Started container main"))
+        .then_some(())
+    })
+    .await;
+    let started = events(&cluster)
+        .into_iter()
+        .find(|e| e["reason"] == "Started" && e["involvedObject"]["name"] == pod.as_str())
+        .unwrap();
+    assert_eq!(started["source"]["component"], "kubelet");
+    assert_eq!(
+        started["involvedObject"]["fieldPath"],
+        "spec.containers{main}"
+    );
+    assert_eq!(started["type"], "Normal");
+    assert_eq!(started["count"], 1);
+    sim::delete(&cluster, "pods", "default", &pod, None).unwrap();
+    wait_until(&cluster, "Killing event", |c| {
+        has(c, "Pod", "Killing", "Stopping container main").then_some(())
+    })
+    .await;
 }

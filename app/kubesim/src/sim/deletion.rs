@@ -66,6 +66,14 @@ fn delete_pod(
     })?;
     let first_timer = cluster.sim.lock().terminating_pods.insert(pod_uid.clone());
     if first_timer {
+        if let Some(node) = str_at(&marked, "/spec/nodeName") {
+            for c in array_at(&marked, "/spec/containers") {
+                let container = str_at(c, "/name").unwrap_or_default();
+                let message = format!("Stopping container {container}");
+                let event = super::events::pod_event(&marked, Some(container), "Killing", message);
+                super::events::record(cluster, super::events::Source::kubelet(node), event);
+            }
+        }
         let wait = grace_duration.min(cluster.timing.max_termination_grace);
         let (ns, name) = (namespace.to_string(), name.to_string());
         super::runner::after(cluster, wait, move |c| finish(c, &ns, &name, &pod_uid));

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use super::events;
 use super::objects::{
     array_at, canonical_json, controller_ref, controller_uid, i64_at, is_terminating, name,
     name_of_uid, set_condition, str_at, uid,
@@ -354,6 +355,15 @@ fn refreshed(cluster: &Cluster, namespace: &str, sets: Sets) -> Sets {
 
 fn scale(cluster: &Cluster, namespace: &str, rs: &Value, replicas: i64, d: &Value, surge: i64) {
     let desired = i64_at(d, "/spec/replicas").unwrap_or(1);
+    let from = spec_replicas(rs);
+    if from != replicas {
+        let direction = if replicas > from { "up" } else { "down" };
+        let message = format!(
+            "Scaled {direction} replica set {} from {from} to {replicas}",
+            name(rs)
+        );
+        deployment_event(cluster, d, message);
+    }
     let _ = cluster
         .store
         .update("replicasets", namespace, name(rs), |r| {
@@ -371,6 +381,19 @@ fn scale(cluster: &Cluster, namespace: &str, rs: &Value, replicas: i64, d: &Valu
                 json!((desired + surge).to_string()),
             );
         });
+}
+
+fn deployment_event(cluster: &Cluster, d: &Value, message: String) {
+    let event = events::Event {
+        object: d,
+        api_version: "apps/v1",
+        kind: "Deployment",
+        field_path: None,
+        warning: false,
+        reason: "ScalingReplicaSet",
+        message,
+    };
+    events::record(cluster, events::Source::DEPLOYMENT, event);
 }
 
 fn bump(object: &mut Value) {
@@ -428,6 +451,10 @@ fn create_replica_set(
     }
     match cluster.store.create("replicasets", namespace, rs) {
         Ok(rs) => {
+            if replicas > 0 {
+                let message = format!("Scaled up replica set {} from 0 to {replicas}", name(&rs));
+                deployment_event(cluster, d, message);
+            }
             let _ = cluster
                 .store
                 .update("deployments", namespace, name(d), |x| {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::behaviour::{PodBehaviour, pod_behaviour};
+use super::events;
 use super::objects::{array_at, is_terminating, name, set_condition, str_at, uid};
 use super::scheduler;
 use crate::cluster::Cluster;
@@ -136,6 +137,50 @@ impl PodRef {
         self.cluster.upgrade().map(|c| c.timing.clone())
     }
 
+    /// Records, for each container, the kubelet event `reason` with the message `message`
+    /// gives for it (none when it gives `None`).
+    fn container_events(
+        &self,
+        reason: &str,
+        warning: bool,
+        message: impl Fn(&Value) -> Option<String>,
+    ) {
+        let Some(cluster) = self.cluster.upgrade() else {
+            return;
+        };
+        let Some(pod) = cluster.store.get("pods", &self.namespace, &self.name) else {
+            return;
+        };
+        if uid(&pod) != self.uid {
+            return;
+        }
+        for container in array_at(&pod, "/spec/containers") {
+            let Some(text) = message(container) else {
+                continue;
+            };
+            let name = str_at(container, "/name");
+            let mut event = events::pod_event(&pod, name, reason, text);
+            event.warning = warning;
+            events::record(&cluster, events::Source::kubelet(&self.node), event);
+        }
+    }
+
+    /// `Created` and `Started` for every container.
+    fn started_events(&self) {
+        self.container_events("Created", false, |c| {
+            Some(format!(
+                "Created container: {}",
+                str_at(c, "/name").unwrap_or_default()
+            ))
+        });
+        self.container_events("Started", false, |c| {
+            Some(format!(
+                "Started container {}",
+                str_at(c, "/name").unwrap_or_default()
+            ))
+        });
+    }
+
     fn ready_override(&self) -> Option<bool> {
         let cluster = self.cluster.upgrade()?;
         let sim = cluster.sim.lock();
@@ -149,11 +194,27 @@ async fn lifecycle(pod: PodRef, behaviour: PodBehaviour) {
     if !pod.update(|p, _| accept(p, &host_ip)) {
         return;
     }
+    pod.container_events("Pulling", false, |c| {
+        (pull_policy(c) == "Always").then(|| format!("Pulling image \"{}\"", image(c)))
+    });
     tokio::time::sleep(timing.pod_start).await;
     let pod_ip = allocate_pod_ip(&pod);
     if !pod.update(|p, _| start_containers(p, &pod_ip, 0)) {
         return;
     }
+    let pull_ms = timing.pod_start.as_millis();
+    pod.container_events("Pulled", false, |c| {
+        Some(if pull_policy(c) == "Always" {
+            format!(
+                "Successfully pulled image \"{}\" in {pull_ms}ms ({pull_ms}ms including waiting). Image size: {} bytes.",
+                image(c),
+                image_size(image(c))
+            )
+        } else {
+            already_present(c)
+        })
+    });
+    pod.started_events();
     match behaviour {
         PodBehaviour::CrashLoop => crash_loop(&pod, &pod_ip, &timing).await,
         PodBehaviour::NeverReady => {
@@ -167,6 +228,29 @@ async fn lifecycle(pod: PodRef, behaviour: PodBehaviour) {
             pod.update(|p, _| set_ready(p, ready));
         }
     }
+}
+
+fn image(container: &Value) -> &str {
+    str_at(container, "/image").unwrap_or_default()
+}
+
+fn pull_policy(container: &Value) -> &str {
+    str_at(container, "/imagePullPolicy").unwrap_or("IfNotPresent")
+}
+
+fn already_present(container: &Value) -> String {
+    format!(
+        "Container image \"{}\" already present on machine",
+        image(container)
+    )
+}
+
+/// A plausible, stable image size for the `Pulled` event.
+fn image_size(image: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    image.hash(&mut h);
+    5_000_000 + h.finish() % 120_000_000
 }
 
 /// The kubelet has seen the pod: `Pending`, containers being created.
@@ -404,6 +488,13 @@ async fn crash_loop(pod: &PodRef, pod_ip: &str, timing: &crate::cluster::Timing)
             if !pod.update(|p, _| crash(p, backoff_secs)) {
                 return;
             }
+            let (ns, pod_name, pod_uid) = (&pod.namespace, &pod.name, &pod.uid);
+            pod.container_events("BackOff", true, |c| {
+                let c = str_at(c, "/name").unwrap_or_default();
+                Some(format!(
+                    "Back-off restarting failed container {c} in pod {pod_name}_{ns}({pod_uid})"
+                ))
+            });
             (base * (1u32 << doublings)).min(base * 30)
         };
         tokio::time::sleep(wait).await;
@@ -411,6 +502,8 @@ async fn crash_loop(pod: &PodRef, pod_ip: &str, timing: &crate::cluster::Timing)
         if !pod.update(|p, _| start_containers(p, pod_ip, restarts)) {
             return;
         }
+        pod.container_events("Pulled", false, |c| Some(already_present(c)));
+        pod.started_events();
     }
 }
 
@@ -698,6 +791,8 @@ pub fn restart_containers(
         if !target.update(|p, _| start_containers(p, &pod_ip, restarts)) {
             return;
         }
+        target.container_events("Pulled", false, |c| Some(already_present(c)));
+        target.started_events();
         tokio::time::sleep(timing.pod_ready).await;
         let ready = target.ready_override().unwrap_or(true);
         target.update(|p, _| set_ready(p, ready));
@@ -727,11 +822,24 @@ pub fn set_pod_ready(
         .lock()
         .ready_override
         .insert(pod_uid.clone(), ready);
-    cluster.store.update("pods", namespace, name, |p| {
+    let updated = cluster.store.update("pods", namespace, name, |p| {
         if uid(p) == pod_uid {
             set_ready(p, ready);
         }
-    })
+    })?;
+    if let (false, Some(node)) = (ready, str_at(&updated, "/spec/nodeName")) {
+        for c in array_at(&updated, "/spec/containers") {
+            if c.get("readinessProbe").is_some() {
+                let container = str_at(c, "/name");
+                let message =
+                    "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string();
+                let mut event = events::pod_event(&updated, container, "Unhealthy", message);
+                event.warning = true;
+                events::record(cluster, events::Source::kubelet(node), event);
+            }
+        }
+    }
+    Ok(updated)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod deletion;
 mod deployments;
 mod endpoints;
 mod endpointslices;
+mod events;
 mod gc;
 mod ingresses;
 mod kubelet;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::events;
 use super::objects::{
     array_at, controller_ref, controller_uid, i64_at, is_pod_ready, is_terminating,
     label_selector_matches, labels, name, name_of_uid, str_at, uid,
@@ -79,8 +80,16 @@ fn reconcile(cluster: &Arc<Cluster>, namespace: &str, rs_name: &str) {
         let excess = pods.len() - wanted;
         // The status counts what remains, so the Deployment never sees deleted pods as available.
         for pod in pods.drain(..excess) {
-            if let Err(e) = super::delete(cluster, "pods", namespace, name(&pod), None) {
-                tracing::debug!(pod = %name(&pod), error = %e, "scale-down: pod already gone");
+            match super::delete(cluster, "pods", namespace, name(&pod), None) {
+                Ok(_) => rs_event(
+                    cluster,
+                    &rs,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", name(&pod)),
+                ),
+                Err(e) => {
+                    tracing::debug!(pod = %name(&pod), error = %e, "scale-down: pod already gone")
+                }
             }
         }
     }
@@ -110,9 +119,30 @@ fn create_pod(cluster: &Arc<Cluster>, namespace: &str, rs: &Value) {
                 .create("pods", namespace, pod)
                 .map_err(|e| e.to_string())
         });
-    if let Err(e) = created {
-        tracing::warn!(replicaset = %name(rs), namespace, error = %e, "could not create a pod");
+    match created {
+        Ok(pod) => rs_event(
+            cluster,
+            rs,
+            "SuccessfulCreate",
+            format!("Created pod: {}", name(&pod)),
+        ),
+        Err(e) => {
+            tracing::warn!(replicaset = %name(rs), namespace, error = %e, "could not create a pod");
+        }
     }
+}
+
+fn rs_event(cluster: &Cluster, rs: &Value, reason: &str, message: String) {
+    let event = events::Event {
+        object: rs,
+        api_version: "apps/v1",
+        kind: "ReplicaSet",
+        field_path: None,
+        warning: false,
+        reason,
+        message,
+    };
+    events::record(cluster, events::Source::REPLICASET, event);
 }
 
 /// Sort key: the pods to delete first come first, as the real controller ranks them

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::behaviour::{PodBehaviour, pod_behaviour};
+use super::events;
 use super::objects::{
     array_at, condition_true, is_terminating, labels, name, set_condition, str_at,
 };
@@ -64,9 +65,25 @@ pub fn schedule(cluster: &Arc<Cluster>, namespace: &str, pod: &Value) {
         }
         p["status"]["conditions"] = json!(conditions);
     });
-    if let Err(e) = result {
-        tracing::debug!(pod = %name(pod), error = %e, "pod vanished before it was scheduled");
-    }
+    let updated = match result {
+        Ok(p) if super::objects::uid(&p) == uid => p,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::debug!(pod = %name(pod), error = %e, "pod vanished before it was scheduled");
+            return;
+        }
+    };
+    let (warning, reason, message) = match decision {
+        Ok(node) => (
+            false,
+            "Scheduled",
+            format!("Successfully assigned {namespace}/{} to {node}", name(pod)),
+        ),
+        Err(message) => (true, "FailedScheduling", message),
+    };
+    let mut event = events::pod_event(&updated, None, reason, message);
+    event.warning = warning;
+    events::record(cluster, events::Source::SCHEDULER, event);
 }
 
 /// Whether the pod was already found unschedulable (so a node change may help it now).

@@ -497,7 +497,8 @@ pub fn assign_lb_ip(cluster: &Arc<Cluster>, resource: &str, namespace: &str, nam
         return;
     };
     let lb_type = resource == "services";
-    let _ = cluster.store.update(resource, namespace, name, |o| {
+    let mut assigned = false;
+    let result = cluster.store.update(resource, namespace, name, |o| {
         let still_wanted = !lb_type || str_at(o, "/spec/type") == Some("LoadBalancer");
         if still_wanted && array_at(o, "/status/loadBalancer/ingress").is_empty() {
             let entry = if lb_type {
@@ -506,8 +507,26 @@ pub fn assign_lb_ip(cluster: &Arc<Cluster>, resource: &str, namespace: &str, nam
                 json!({"ip": ip})
             };
             o["status"]["loadBalancer"] = json!({"ingress": [entry]});
+            assigned = true;
         }
     });
+    if let (Ok(service), true, true) = (result, assigned, lb_type) {
+        for (reason, message) in [
+            ("EnsuringLoadBalancer", "Ensuring load balancer"),
+            ("EnsuredLoadBalancer", "Ensured load balancer"),
+        ] {
+            let event = super::events::Event {
+                object: &service,
+                api_version: "v1",
+                kind: "Service",
+                field_path: None,
+                warning: false,
+                reason,
+                message: message.into(),
+            };
+            super::events::record(cluster, super::events::Source::SERVICE, event);
+        }
+    }
 }
 
 #[cfg(test)]
