@@ -196,3 +196,23 @@ fn a_selectorless_service_says_why_it_cannot_be_forwarded() {
         "its manual endpoint is listed"
     );
 }
+
+#[test]
+fn current_tunnels_can_be_saved_as_a_profile() {
+    let (mut h, mut requests) = window(0, Tab::Tunnels);
+    click(&mut h, "Save as profile…");
+    // The window's name field is the last text field (the tunnels filter comes first).
+    h.query_all(egui_kittest::kittest::by().role(egui::accesskit::Role::TextInput))
+        .last()
+        .expect("the profile name field")
+        .click();
+    h.run_steps(2);
+    h.event(egui::Event::Text("backend-2".into()));
+    h.run_steps(2);
+    click(&mut h, "Save the 3 current tunnels");
+    let saved = sent(&mut requests).into_iter().find_map(|r| match r {
+        Request::SaveProfile { name, tunnels, .. } => Some((name, tunnels.len())),
+        _ => None,
+    });
+    assert_eq!(saved, Some(("backend-2".to_string(), 3)));
+}
