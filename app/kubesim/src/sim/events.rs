@@ -85,7 +85,13 @@ pub fn record(cluster: &Cluster, source: Source<'_>, event: Event<'_>) {
 /// reason and message).
 fn event_name(event: &Event<'_>) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (uid(event.object), event.reason, &event.field_path, &event.message).hash(&mut h);
+    (
+        uid(event.object),
+        event.reason,
+        &event.field_path,
+        &event.message,
+    )
+        .hash(&mut h);
     format!("{}.{:016x}", name(event.object), h.finish())
 }
 
