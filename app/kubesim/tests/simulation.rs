@@ -831,3 +831,42 @@ async fn what_the_cluster_does_is_recorded_as_events() {
     })
     .await;
 }
+
+/// kube-rs clients decode objects into k8s-openapi types: every simulated object must decode.
+#[tokio::test]
+async fn every_simulated_object_decodes_into_the_typed_kubernetes_api() {
+    use k8s_openapi::api::{apps, core, discovery, networking};
+    let cluster = started(World::try_demo().unwrap().manifests("demo").to_vec());
+    wait_until(&cluster, "flaky-worker crash-looping", |c| {
+        let p = c.store.get("pods", "default", "flaky-worker")?;
+        (p["status"]["containerStatuses"][0]["restartCount"].as_i64()? >= 1).then_some(())
+    })
+    .await;
+    sim::delete(
+        &cluster,
+        "pods",
+        "shop",
+        &name(&cluster.store.list("pods", Some("shop")).0[0]),
+        None,
+    )
+    .unwrap();
+    fn check<T: serde::de::DeserializeOwned>(cluster: &Cluster, resource: &str) -> usize {
+        let (items, _) = cluster.store.list(resource, None);
+        for item in &items {
+            if let Err(e) = serde_json::from_value::<T>(item.clone()) {
+                panic!("{resource} {} does not decode: {e}\n{item:#}", name(item));
+            }
+        }
+        items.len()
+    }
+    assert!(check::<core::v1::Pod>(&cluster, "pods") > 0);
+    assert!(check::<core::v1::Service>(&cluster, "services") > 0);
+    assert!(check::<core::v1::Endpoints>(&cluster, "endpoints") > 0);
+    assert!(check::<discovery::v1::EndpointSlice>(&cluster, "endpointslices") > 0);
+    assert!(check::<apps::v1::Deployment>(&cluster, "deployments") > 0);
+    assert!(check::<apps::v1::ReplicaSet>(&cluster, "replicasets") > 0);
+    assert!(check::<core::v1::Node>(&cluster, "nodes") > 0);
+    assert!(check::<core::v1::Namespace>(&cluster, "namespaces") > 0);
+    assert!(check::<networking::v1::Ingress>(&cluster, "ingresses") > 0);
+    assert!(check::<core::v1::Event>(&cluster, "events") > 0);
+}
