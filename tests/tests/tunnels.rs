@@ -578,3 +578,25 @@ async fn a_clock_jump_re_establishes_the_watches_and_keeps_serving() -> Result {
     assert!(hit_pod(&http_get(local_v4(&after, 0)?, "/").await?).is_some());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_idle_tunnel_notices_a_stalled_api_server() -> Result {
+    let env = tunnel_env_with(EngineOptions {
+        connect_timeout: Duration::from_secs(1),
+        quiet_relist: Duration::from_secs(2),
+        backoff_max: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await?;
+    let (id, snap) = env.start_active(spec("svc/kubia", &["0:80"])).await?;
+    let server = env.cluster.sim.server("demo").expect("demo server");
+    server.pause();
+    // No traffic at all: the quiet re-list finds the server silent.
+    let waiting = env.wait_state(id, TunnelState::Waiting, SETTLE).await?;
+    assert!(waiting.detail.unwrap_or_default().contains("unreachable"));
+    server.resume();
+    env.wait_state(id, TunnelState::Active, Duration::from_secs(15))
+        .await?;
+    assert!(hit_pod(&http_get(local_v4(&snap, 0)?, "/").await?).is_some());
+    Ok(())
+}

@@ -116,6 +116,9 @@ pub struct EngineOptions {
     /// Retry delays after a broken watch: first and cap (0.2 s … 30 s).
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// A namespace watch that delivers nothing for this long is re-listed, so an idle tunnel
+    /// notices a silently stalled API server (330 s: just over kube's 290 s watch renewal).
+    pub quiet_relist: Duration,
     /// Events kept per tunnel in its snapshot (64).
     pub event_log_len: usize,
     /// How often the wall clock is compared with the monotonic clock to detect sleep/wake (2 s).
@@ -136,6 +139,7 @@ impl Default for EngineOptions {
             connect_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
+            quiet_relist: Duration::from_secs(330),
             event_log_len: 64,
             clock_check: Duration::from_secs(2),
             publish_interval: Duration::from_millis(50),
@@ -430,6 +434,7 @@ impl EngineTask {
                 backoff_initial: self.options.backoff_initial,
                 backoff_max: self.options.backoff_max,
                 list_timeout: self.options.connect_timeout * 2,
+                quiet_relist: self.options.quiet_relist,
                 clock: self.clock.subscribe(),
             }))
         });

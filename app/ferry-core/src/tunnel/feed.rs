@@ -43,6 +43,8 @@ pub struct FeedState<K> {
     pub session: u64,
     /// Why the watch is broken right now; `None` while it is healthy.
     pub error: Option<FeedError>,
+    /// Re-lists that followed a failure or a clock jump (not the routine quiet refresh).
+    pub recoveries: u64,
 }
 
 impl<K> Clone for FeedState<K> {
@@ -52,6 +54,7 @@ impl<K> Clone for FeedState<K> {
             synced: self.synced,
             session: self.session,
             error: self.error.clone(),
+            recoveries: self.recoveries,
         }
     }
 }
@@ -63,6 +66,7 @@ impl<K> Default for FeedState<K> {
             synced: false,
             session: 0,
             error: None,
+            recoveries: 0,
         }
     }
 }
@@ -106,6 +110,12 @@ pub struct FeedSettings {
     pub backoff_max: Duration,
     /// A (re)list that takes longer than this counts as "API server unreachable".
     pub list_timeout: Duration,
+    /// A watch that delivers nothing for this long is re-listed. A paused or half-dead API
+    /// server keeps the connection open but sends nothing, and kube's watcher renews its watch
+    /// request silently (every ~290 s), so without this an idle tunnel would never notice. The
+    /// re-list either succeeds (a cheap LIST per namespace every few minutes) or times out and
+    /// the tunnels say "API server unreachable".
+    pub quiet_relist: Duration,
     pub clock: watch::Receiver<ClockJump>,
 }
 
@@ -215,7 +225,11 @@ where
 /// Why one watch session ended.
 enum Ended {
     Failed(FeedError),
+    /// The clock jumped: re-list at once.
     Rewatch,
+    /// Nothing arrived for [`FeedSettings::quiet_relist`]: re-list to prove the server still
+    /// answers.
+    Quiet,
 }
 
 struct FeedTask<K: Clone> {
@@ -247,10 +261,16 @@ where
 
     async fn follow(&mut self) {
         let mut backoff = Backoff::new(self.settings.backoff_initial, self.settings.backoff_max);
+        let mut recovering = false;
         loop {
-            match self.session(&mut backoff).await {
-                Ended::Rewatch => backoff.reset(),
+            match self.session(&mut backoff, &mut recovering).await {
+                Ended::Quiet => {}
+                Ended::Rewatch => {
+                    backoff.reset();
+                    recovering = true;
+                }
                 Ended::Failed(mut error) => {
+                    recovering = true;
                     let delay = backoff.next_delay();
                     error.attempt = backoff.attempt();
                     error.retry_in = delay;
@@ -266,14 +286,16 @@ where
     }
 
     /// List, then follow changes, until the watch breaks or must be renewed.
-    async fn session(&mut self, backoff: &mut Backoff) -> Ended {
+    async fn session(&mut self, backoff: &mut Backoff, recovering: &mut bool) -> Ended {
         let mut stream = watcher::watcher(self.api.clone(), watcher::Config::default()).boxed();
         let deadline = tokio::time::Instant::now() + self.settings.list_timeout;
+        let mut quiet_until = deadline + self.settings.quiet_relist;
         let mut listed = false;
         let mut relist: Option<BTreeMap<String, K>> = None;
         loop {
             let event = tokio::select! {
                 e = stream.next() => e,
+                () = tokio::time::sleep_until(quiet_until), if listed => return Ended::Quiet,
                 _ = self.settings.clock.changed() => return Ended::Rewatch,
                 () = self.poke.notified() => return Ended::Failed(self.unreachable("a connection could not reach the API server")),
                 () = tokio::time::sleep_until(deadline), if !listed => {
@@ -285,8 +307,10 @@ where
                 None => return Ended::Failed(self.unreachable("the watch ended")),
                 Some(Err(err)) => return Ended::Failed(self.classify(&err)),
                 Some(Ok(event)) => {
-                    if self.apply(event, &mut relist) {
+                    quiet_until = tokio::time::Instant::now() + self.settings.quiet_relist;
+                    if self.apply(event, &mut relist, *recovering) {
                         listed = true;
+                        *recovering = false;
                         backoff.reset();
                     }
                 }
@@ -295,7 +319,12 @@ where
     }
 
     /// Apply one event; true when it completed a (re)list.
-    fn apply(&self, event: Event<K>, relist: &mut Option<BTreeMap<String, K>>) -> bool {
+    fn apply(
+        &self,
+        event: Event<K>,
+        relist: &mut Option<BTreeMap<String, K>>,
+        recovering: bool,
+    ) -> bool {
         let name = |o: &K| o.meta().name.clone().unwrap_or_default();
         match event {
             Event::Init => *relist = Some(BTreeMap::new()),
@@ -311,6 +340,7 @@ where
                     s.synced = true;
                     s.session += 1;
                     s.error = None;
+                    s.recoveries += u64::from(recovering);
                 });
                 return true;
             }

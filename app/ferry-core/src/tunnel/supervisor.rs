@@ -149,6 +149,10 @@ impl Supervisor {
         let mut services = watches.services.as_ref().map(|f| f.subscribe());
         let mut deployments = watches.deployments.as_ref().map(|f| f.subscribe());
         let mut last_session = (0, 0);
+        // Recoveries the feeds had made before this tunnel subscribed are not its reconnects.
+        let mut last_recoveries = pods.borrow().recoveries
+            + services.as_ref().map_or(0, |s| s.borrow().recoveries)
+            + deployments.as_ref().map_or(0, |d| d.borrow().recoveries);
         let mut last_error: Option<String> = None;
         loop {
             match self.observe(
@@ -159,12 +163,13 @@ impl Supervisor {
             ) {
                 Observed::Fatal(message) => return message,
                 Observed::Waiting => {}
-                Observed::Ready(view, session) => {
+                Observed::Ready(view, session, recoveries) => {
                     let fresh = session != last_session;
-                    if fresh && last_session != (0, 0) {
-                        Counters::add(&self.cell.counters.reconnects, 1);
+                    if recoveries > last_recoveries {
+                        Counters::add(&self.cell.counters.reconnects, recoveries - last_recoveries);
                     }
                     last_session = session;
+                    last_recoveries = recoveries;
                     if let Err(message) = self.publish(&view, routes_tx, ports, fresh).await {
                         return message;
                     }
@@ -244,14 +249,13 @@ impl Supervisor {
                     .collect();
             }
         }
-        let session = (
-            pods.session,
-            services
-                .map(|s| s.session)
-                .or(deployments.map(|d| d.session))
-                .unwrap_or(0),
-        );
-        Observed::Ready(Box::new(view), session)
+        let owner = services
+            .as_ref()
+            .map(|s| (s.session, s.recoveries))
+            .or(deployments.as_ref().map(|d| (d.session, d.recoveries)));
+        let (owner_session, owner_recoveries) = owner.unwrap_or((0, 0));
+        let session = (pods.session, owner_session);
+        Observed::Ready(Box::new(view), session, pods.recoveries + owner_recoveries)
     }
 
     /// The pod query for the target given what the owner watch has seen. `Ok(None)` while the
@@ -376,7 +380,8 @@ impl Supervisor {
 enum Observed {
     Fatal(String),
     Waiting,
-    Ready(Box<View>, (u64, u64)),
+    /// The view, the feeds' sessions (a change means a new watch) and their recoveries.
+    Ready(Box<View>, (u64, u64), u64),
 }
 
 /// Wait for the next change of an optional feed; pending forever without one.
