@@ -243,7 +243,7 @@ mod tests {
         };
         let profile = Profile::new("web", [spec.clone()]);
         assert_eq!(
-            profiles(&[profile.clone()], &[row(TunnelStatus::Active)])[0].running,
+            profiles(std::slice::from_ref(&profile), &[row(TunnelStatus::Active)])[0].running,
             1
         );
         assert_eq!(
