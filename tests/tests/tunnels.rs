@@ -384,20 +384,29 @@ async fn an_unknown_context_fails_naming_the_known_ones() -> Result {
 }
 
 #[tokio::test]
-async fn the_viewer_context_gets_the_missing_permission_in_words() -> Result {
+async fn the_viewer_context_fails_at_once_naming_the_missing_permission() -> Result {
     let env = tunnel_env().await?;
-    let (id, snap) = {
-        let id = env
-            .engine
-            .start(spec_in("demo-viewer", "default", "svc/kubia", &["0:80"]));
-        (id, env.wait_state(id, TunnelState::Active, SETTLE).await?)
-    };
-    let _ = http_get(local_v4(&snap, 0)?, "/").await;
+    let id = env
+        .engine
+        .start(spec_in("demo-viewer", "default", "svc/kubia", &["0:80"]));
+    // The tunnel must never claim Active: it could not serve a single connection.
     let failed = env.wait_state(id, TunnelState::Failed, SETTLE).await?;
-    let detail = failed.detail.unwrap_or_default();
+    let detail = failed.detail.clone().unwrap_or_default();
     assert!(
         detail.contains("create pods/portforward in namespace default"),
         "{detail}"
+    );
+    assert_eq!(failed.total_connections, 0, "{failed:#?}");
+    assert!(
+        failed.recent_events.iter().all(|e| !matches!(
+            &e.kind,
+            EventKind::StateChanged {
+                to: TunnelState::Active,
+                ..
+            }
+        )),
+        "{:#?}",
+        failed.recent_events
     );
     Ok(())
 }

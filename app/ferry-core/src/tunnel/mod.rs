@@ -6,12 +6,14 @@
 //! - [`forward`]: one local connection ↔ one port-forward WebSocket;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
 //! - [`feed`]: one shared watch per (context, namespace, kind), whatever the number of tunnels;
+//! - [`access`]: asking up front whether the user may port-forward at all;
 //! - [`supervisor`]: one task per tunnel following its target through those watches;
 //! - [`backoff`] and [`clock`]: retry delays and sleep/wake detection;
 //! - [`state`] and [`stats`]: the state derived from facts, counters, events, snapshots.
 //!
 //! The engine ([`crate::engine`]) owns the supervisors; everything here is driven through it.
 
+pub(crate) mod access;
 pub mod backoff;
 pub mod clock;
 pub mod feed;

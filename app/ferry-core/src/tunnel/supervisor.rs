@@ -18,6 +18,7 @@ use kube::Api;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::access;
 use super::backoff::Backoff;
 use super::clock::ClockJump;
 use super::feed::{Feed, FeedState, Feeds};
@@ -72,6 +73,12 @@ impl Supervisor {
             return;
         };
         let spec = &self.cell.spec;
+        if let Err(err) =
+            access::check_port_forward(&kube.client, &spec.context, &spec.namespace).await
+        {
+            self.cell.update_facts(|f| f.fatal = Some(err.to_string()));
+            return;
+        }
         let (routes_tx, routes_rx) = watch::channel(Arc::new(Routes::default()));
         let api_trouble = Arc::new(Notify::new());
         let picker = Arc::new(Picker::new(spec.spread));
