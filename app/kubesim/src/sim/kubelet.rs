@@ -290,25 +290,7 @@ fn accept(pod: &mut Value, host_ip: &str) {
             &null_probe,
         );
     }
-    let unready = unready_message(pod);
-    set_condition(
-        &mut conditions,
-        "Ready",
-        false,
-        Some("ContainersNotReady"),
-        Some(&unready),
-        &now,
-        &null_probe,
-    );
-    set_condition(
-        &mut conditions,
-        "ContainersReady",
-        false,
-        Some("ContainersNotReady"),
-        Some(&unready),
-        &now,
-        &null_probe,
-    );
+    set_containers_not_ready(&mut conditions, pod, &now, &null_probe);
     order_conditions(&mut conditions);
     let waiting = if has_init {
         "PodInitializing"
@@ -332,6 +314,28 @@ fn accept(pod: &mut Value, host_ip: &str) {
             .map(|c| waiting_status(c, init_reason, 0))
             .collect();
         pod["status"]["initContainerStatuses"] = json!(init);
+    }
+}
+
+/// `Ready` and `ContainersReady` false with the kubelet's "containers with unready status"
+/// message: how every phase before readiness reports itself.
+fn set_containers_not_ready(
+    conditions: &mut Vec<Value>,
+    pod: &Value,
+    now: &str,
+    probe: &Map<String, Value>,
+) {
+    let unready = unready_message(pod);
+    for kind in ["Ready", "ContainersReady"] {
+        set_condition(
+            conditions,
+            kind,
+            false,
+            Some("ContainersNotReady"),
+            Some(&unready),
+            now,
+            probe,
+        );
     }
 }
 
@@ -369,25 +373,7 @@ fn start_containers(pod: &mut Value, pod_ip: &str, restarts: i64) {
         &now,
         &null_probe,
     );
-    let unready = unready_message(pod);
-    set_condition(
-        &mut conditions,
-        "Ready",
-        false,
-        Some("ContainersNotReady"),
-        Some(&unready),
-        &now,
-        &null_probe,
-    );
-    set_condition(
-        &mut conditions,
-        "ContainersReady",
-        false,
-        Some("ContainersNotReady"),
-        Some(&unready),
-        &now,
-        &null_probe,
-    );
+    set_containers_not_ready(&mut conditions, pod, &now, &null_probe);
     order_conditions(&mut conditions);
     let previous: Vec<Value> = array_at(pod, "/status/containerStatuses").to_vec();
     let statuses: Vec<Value> = array_at(pod, "/spec/containers")
