@@ -521,10 +521,15 @@ async fn one_gibibyte_through_a_tunnel_arrives_intact() -> Result {
         size as f64 / secs / 1048576.0
     );
     assert_eq!(sent, got, "SHA-256 of what was sent and what came back");
+    // Both counters are published with the next snapshot, not at the instant the last byte
+    // passes, so wait for both rather than reading one snapshot that caught them mid-update.
     let after = env
-        .wait_snapshot(id, SETTLE, "byte counters", |s| s.bytes_sent >= size as u64)
+        .wait_snapshot(id, SETTLE, "byte counters", |s| {
+            s.bytes_sent >= size as u64 && s.bytes_received >= size as u64
+        })
         .await?;
-    assert!(after.bytes_received >= size as u64, "{after:#?}");
+    assert_eq!(after.bytes_sent, size as u64, "{after:#?}");
+    assert_eq!(after.bytes_received, size as u64, "{after:#?}");
     Ok(())
 }
 
