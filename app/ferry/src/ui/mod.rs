@@ -51,6 +51,15 @@ pub(crate) fn report_first_frame() {
     }
 }
 
+/// The app icon for the window (X11's `_NET_WM_ICON`, the Windows title bar and task bar). On
+/// Wayland the compositor takes the icon from the desktop file that matches the app id instead.
+fn window_icon() -> egui::IconData {
+    const PNG: &[u8] =
+        include_bytes!("../../../../assets/icons/hicolor/256x256/apps/dev.ferry.Ferry.png");
+    // The PNG is ours and checked by a test; should it ever fail to decode, no icon beats no window.
+    eframe::icon_data::from_png_bytes(PNG).unwrap_or_default()
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     let _ = STARTED.set(std::time::Instant::now());
@@ -69,7 +78,8 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
             .with_title(title)
             .with_app_id("ferry")
             .with_inner_size([1280.0, 780.0])
-            .with_min_inner_size([760.0, 420.0]),
+            .with_min_inner_size([760.0, 420.0])
+            .with_icon(window_icon()),
         persist_window: true,
         ..Default::default()
     };
@@ -88,4 +98,17 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod icon_tests {
+    /// The embedded window icon decodes: a broken PNG would silently leave the window iconless.
+    #[test]
+    fn window_icon_is_the_256_px_app_icon() {
+        let icon = super::window_icon();
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+        // Not blank: the tile's blue is there.
+        assert!(icon.rgba.chunks(4).any(|p| p[2] > 150 && p[3] == 255));
+    }
 }
