@@ -3,3 +3,13 @@
 
 pub mod demo;
 pub mod ui;
+
+/// Ferry's version and the git commit it was built from, as `ferry --version` prints it:
+/// `0.1.0 (commit 1a2b3c4)`; `commit unknown` when built outside a git checkout without
+/// `FERRY_GIT_COMMIT` set (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FERRY_GIT_COMMIT"),
+    ")"
+);

@@ -6,10 +6,9 @@ mod cli;
 // The app lives in the library (so UI tests can drive it); `crate::ui` keeps working for the CLI.
 use ferry::ui;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
+    // Parsed with the examples attached to every `--help` (see `cli/examples.rs`).
+    let args = cli::examples::parse();
     cli::init_tracing(args.verbose);
     match cli::run(args) {
         Ok(code) => code,

@@ -1,7 +1,9 @@
 //! Command-line parsing and dispatch. With no subcommand Ferry opens its window.
 
 pub mod contexts;
+pub mod examples;
 pub mod forward;
+pub mod man;
 pub mod profile;
 pub mod up;
 
@@ -11,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Ferry keeps Kubernetes port-forwards alive across pod restarts and rollouts.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(name = "ferry", version = ferry::VERSION, about, long_about = None)]
 pub struct Cli {
     /// Open the app on a built-in simulated cluster (no real cluster needed).
     #[arg(long, global = false)]
@@ -35,6 +37,9 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Start saved profiles (default: the autostart ones) and keep them running until Ctrl-C.
     Up(up::UpArgs),
+    /// Write the man pages into a folder (used by the packaging scripts).
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`.
@@ -59,5 +64,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Contexts(args)) => contexts::run(args),
         Some(Command::Profile(args)) => profile::run(args),
         Some(Command::Up(args)) => up::run(args),
+        Some(Command::Man(args)) => man::run(args),
     }
 }
