@@ -5,7 +5,8 @@
 //! through fixed 64 KiB buffers (kube's side adds a bounded 1 MiB pipe), so a slow reader slows
 //! the writer instead of growing memory. When the pod side ends (pod deleted, error on the
 //! error channel) the local connection is closed; nothing else is touched, so one pod dying
-//! never disturbs connections to other pods.
+//! never disturbs connections to other pods. A client's half-close never cuts off the pod's
+//! answer (see [`HalfClose`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,7 +17,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, Interest, ReadBuf,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -110,7 +113,7 @@ async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) 
         }
     };
     tokio::select! {
-        () = copy(path, client, stream) => {}
+        () = copy(path, client, stream, HalfClose::Unsupported) => {}
         message = pod_error => {
             path.cell.attempt_failed(peer, format!("pod {}: {}", pick.pod, message.trim()));
         }
@@ -118,9 +121,44 @@ async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) 
     forwarder.abort();
 }
 
-/// Copy both ways until the pod side ends. The local side ending first half-closes towards the
-/// pod and keeps delivering the pod's answer until it ends too.
-async fn copy(path: &PortPath, client: TcpStream, pod: tokio::io::DuplexStream) {
+/// Whether the stream to the pod can carry a half-close ("no more data from me") while data
+/// keeps flowing the other way.
+///
+/// The v4 WebSocket port-forward protocol (kube-rs's `Portforwarder`) cannot: ending the
+/// pod-bound side makes kube-rs stop delivering the pod's data and close the WebSocket, which
+/// cut off the tail of answers to clients that half-close (`nc -N`, HTTP/1.0, backup tools).
+/// SPDY streams can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HalfClose {
+    /// Pass the client's half-close on to the pod.
+    Forward,
+    /// Keep the pod-bound side open after the client's half-close; the connection ends when
+    /// the pod side ends or the client goes away completely.
+    Unsupported,
+}
+
+/// How the client-to-pod direction ended.
+enum Upstream {
+    /// The client half-closed (or closed) its sending side.
+    Eof,
+    /// Reading from the client failed: it is gone (reset), nothing more can be delivered.
+    ClientGone,
+    /// Writing to the pod failed: the pod side is ending; its last data may still be queued.
+    PodGone,
+}
+
+/// After a client half-closes, TCP keepalive probes are what eventually notice a client that
+/// went away without a reset (its kernel answers probes until its socket times out).
+const HALF_CLOSED_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Copy both ways until the pod side ends (after delivering everything it sent) or the client
+/// goes away. A client's half-close is passed on only when the pod stream can carry it
+/// (`half_close`); otherwise the pod-bound side simply stays open, so the pod's answer is
+/// never cut off.
+async fn copy<S>(path: &PortPath, client: TcpStream, pod: S, half_close: HalfClose)
+where
+    S: AsyncRead + AsyncWrite,
+{
     let counters = &path.cell.counters;
     let (client_read, client_write) = client.into_split();
     let (pod_read, mut pod_write) = tokio::io::split(pod);
@@ -136,20 +174,80 @@ async fn copy(path: &PortPath, client: TcpStream, pod: tokio::io::DuplexStream) 
         inner: client_write,
         count: &counters.bytes_received,
     };
-    let up = async {
-        let _ = tokio::io::copy_buf(&mut up_reader, &mut pod_write).await;
-        let _ = pod_write.shutdown().await;
+    // The client-to-pod half owns its ends and hands them back when it finishes, so the
+    // client socket can then be watched for a reset while the answer is still flowing.
+    let up = async move {
+        let end = loop {
+            let chunk = match up_reader.fill_buf().await {
+                Ok([]) => break Upstream::Eof,
+                Ok(chunk) => chunk,
+                Err(_) => break Upstream::ClientGone,
+            };
+            let n = chunk.len();
+            if pod_write.write_all(chunk).await.is_err() {
+                break Upstream::PodGone;
+            }
+            up_reader.consume(n);
+        };
+        if matches!(end, Upstream::Eof) {
+            if half_close == HalfClose::Forward {
+                let _ = pod_write.shutdown().await;
+            } else {
+                let _ = pod_write.flush().await;
+            }
+        }
+        (end, up_reader.into_inner().inner, pod_write)
     };
     let down = async {
         let _ = tokio::io::copy_buf(&mut down_reader, &mut down_writer).await;
         let _ = down_writer.inner.shutdown().await;
     };
     tokio::pin!(up, down);
-    let mut up_done = false;
+    let mut up_open = true;
+    // After the client's half-close: its read half (to watch for a reset) and the pod-bound
+    // half, kept open on purpose.
+    let mut half_closed: Option<(tokio::net::tcp::OwnedReadHalf, tokio::io::WriteHalf<S>)> = None;
     loop {
         tokio::select! {
             () = &mut down => return,
-            () = &mut up, if !up_done => up_done = true,
+            (end, client_read, pod_write) = &mut up, if up_open => {
+                up_open = false;
+                match end {
+                    Upstream::ClientGone => return,
+                    Upstream::PodGone => {}
+                    Upstream::Eof => {
+                        keep_alive(client_read.as_ref());
+                        half_closed = Some((client_read, pod_write));
+                    }
+                }
+            }
+            () = client_failed(half_closed.as_ref().map(|(c, _)| c.as_ref())), if half_closed.is_some() => return,
+        }
+    }
+}
+
+/// Turns on TCP keepalive for a half-closed client, so one that vanishes is noticed.
+fn keep_alive(client: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new().with_time(HALF_CLOSED_KEEPALIVE);
+    #[cfg(any(target_os = "linux", target_os = "macos", windows))]
+    let keepalive = keepalive.with_interval(HALF_CLOSED_KEEPALIVE);
+    if let Err(err) = socket2::SockRef::from(client).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%err, "could not turn on keepalive for a half-closed connection");
+    }
+}
+
+/// Resolves when the client's socket reports an error: a reset (the client closed with unread
+/// data, or its process died) or failed keepalive probes. Reading cannot tell this once the
+/// client has half-closed, since every read then returns end-of-stream.
+async fn client_failed(client: Option<&TcpStream>) {
+    let Some(client) = client else {
+        return std::future::pending().await;
+    };
+    loop {
+        match client.ready(Interest::ERROR).await {
+            Ok(ready) if ready.is_error() => return,
+            Ok(_) => continue,
+            Err(_) => return,
         }
     }
 }
