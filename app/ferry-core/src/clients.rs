@@ -214,7 +214,7 @@ impl ClientPool {
             (kube::Error::Auth(auth), Some(command)) => ClusterError::ExecPluginFailed {
                 context: ctx,
                 command,
-                reason: error_chain(&auth),
+                reason: crate::exec_auth::describe_failure(&auth),
             },
             (e, _) => ClusterError::BadContext {
                 context: ctx,

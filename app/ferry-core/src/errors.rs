@@ -301,8 +301,17 @@ fn upgrade_error(
     }
 }
 
-/// `err: cause: cause`, so the root cause (e.g. "Connection refused") is always shown.
+/// `err: cause: cause`, so the root cause (e.g. "Connection refused") is always shown. A
+/// credential-plugin error anywhere in the chain is worded by
+/// [`crate::exec_auth::describe_failure`] instead, since kube-rs's own text for it quotes
+/// the plugin's output (the token) and environment.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(auth) = crate::exec_auth::auth_error_in(err) {
+        return format!(
+            "credential plugin: {}",
+            crate::exec_auth::describe_failure(auth)
+        );
+    }
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -202,3 +202,144 @@ pub fn prepare(context: &str, exec: &mut ExecConfig, dirs: &[PathBuf]) -> Result
     }
     Ok(())
 }
+
+/// How many of a failing plugin's last stderr lines a message may quote.
+const STDERR_LINES: usize = 3;
+/// How long one quoted stderr line may be.
+const STDERR_LINE_CHARS: usize = 160;
+
+/// A sentence saying what went wrong with a credential plugin, for error messages and logs.
+///
+/// kube-rs's own texts for these errors quote the plugin's whole standard output (which holds
+/// the token, or a half-printed one) and dump the command with its environment
+/// (`KUBERNETES_EXEC_INFO`, `PATH`). This says only what was wrong: it could not start, it
+/// exited with a code, its answer was not an ExecCredential, had no `status`, or could not be
+/// refreshed. Standard output is never quoted. The last lines of standard error (captured
+/// only for plugins with `interactiveMode: Never`; others write to Ferry's terminal, as with
+/// kubectl) are quoted after [`redact`] hides anything that looks like a token, because
+/// plugins print their "run `az login`" advice there, and sometimes debug output as well.
+pub fn describe_failure(err: &kube::client::AuthError) -> String {
+    use kube::client::AuthError as E;
+    match err {
+        E::AuthExecStart(io) => format!("it could not be started ({io})"),
+        E::AuthExecRun { out, .. } => {
+            let how = match out.status.code() {
+                Some(code) => format!("it exited with code {code}"),
+                None => exit_signal(&out.status)
+                    .map(|s| format!("it was stopped by signal {s}"))
+                    .unwrap_or_else(|| "it failed".to_string()),
+            };
+            match stderr_tail(&out.stderr) {
+                Some(tail) => format!("{how}; its last error output: {tail}"),
+                None => how,
+            }
+        }
+        E::AuthExecParse(_) => "its output is not an ExecCredential (JSON with a `status` \
+             holding a `token` or a client certificate); the output is not shown because it may \
+             contain a secret"
+            .to_string(),
+        E::ExecPluginFailed => "its ExecCredential has no `status` (it must hold a `token` or a \
+             client certificate)"
+            .to_string(),
+        E::MalformedTokenExpirationDate(_) => {
+            "its `status.expirationTimestamp` is not an RFC 3339 time".to_string()
+        }
+        E::UnrefreshableTokenResponse => "its token expired and the plugin's new answer had no \
+             token with an expiry time; log in again"
+            .to_string(),
+        E::AuthExecSerialize(e) => format!("Ferry could not prepare its input ({e})"),
+        E::MissingCommand => "the exec section has no `command`".to_string(),
+        E::ExecMissingClusterInfo => "`provideClusterInfo` is set but the context's cluster \
+             entry is missing"
+            .to_string(),
+        E::ReadTokenFile(io, path) => {
+            format!("the token file {} cannot be read ({io})", path.display())
+        }
+        E::InvalidBasicAuth(_) | E::InvalidBearerToken(_) => {
+            "the credentials contain characters that cannot be sent in an HTTP header".to_string()
+        }
+        E::NoValidNativeRootCA(io) => {
+            format!("no valid root certificate found in the system store ({io})")
+        }
+        // AuthExec texts and auth-provider errors can quote a command's output: say only
+        // what kind of step failed.
+        E::AuthExec(_) | E::ParseTokenKey(_) => "its answer could not be used".to_string(),
+    }
+}
+
+#[cfg(unix)]
+fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+#[cfg(not(unix))]
+fn exit_signal(_: &std::process::ExitStatus) -> Option<i32> {
+    None
+}
+
+/// The last few non-empty lines of a plugin's stderr, shortened and redacted; `None` if empty.
+fn stderr_tail(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let start = lines.len().saturating_sub(STDERR_LINES);
+    let tail: Vec<String> = lines[start..]
+        .iter()
+        .map(|line| {
+            let line = redact(line);
+            match line.char_indices().nth(STDERR_LINE_CHARS) {
+                Some((cut, _)) => format!("{}…", &line[..cut]),
+                None => line,
+            }
+        })
+        .collect();
+    (!tail.is_empty()).then(|| format!("\"{}\"", tail.join(" / ")))
+}
+
+/// Replaces every word that could be a secret with `[hidden]`: runs of 20 or more token
+/// characters (letters, digits, `-._~+/=`) that mix letters and digits, which covers JWTs,
+/// base64 blobs, hex keys and cloud tokens, but keeps ordinary words, URLs' host names and
+/// commands like `az login` readable. Conservative by design: a long path may be hidden too.
+pub fn redact(line: &str) -> String {
+    let is_token_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');
+    let mut out = String::with_capacity(line.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let secret = word.len() >= 20
+            && word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic());
+        out.push_str(if secret { "[hidden]" } else { word });
+        word.clear();
+    };
+    for c in line.chars() {
+        if is_token_char(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// The first credential-plugin error in an error's chain of causes, if any.
+pub fn auth_error_in<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a kube::client::AuthError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(auth) = e.downcast_ref::<kube::client::AuthError>() {
+            return Some(auth);
+        }
+        if let Some(kube::Error::Auth(auth)) = e.downcast_ref::<kube::Error>() {
+            return Some(auth);
+        }
+        current = e.source();
+    }
+    None
+}
