@@ -257,6 +257,67 @@ pub struct TunnelSpec {
     pub note: Option<String>,
 }
 
+/// A local address as a person types it after `--address`: an IP address, or `localhost`
+/// for both loopbacks (127.0.0.1 and ::1), as kubectl accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenAddress {
+    Localhost,
+    Ip(IpAddr),
+}
+
+/// An `--address` value that is neither an IP address nor `localhost`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{0}\" is not a local address: give an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost"
+)]
+pub struct BadAddress(pub String);
+
+impl FromStr for ListenAddress {
+    type Err = BadAddress;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("localhost") {
+            return Ok(ListenAddress::Localhost);
+        }
+        // `[::1]` as URLs write it.
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        bare.parse()
+            .map(ListenAddress::Ip)
+            .map_err(|_| BadAddress(text.to_string()))
+    }
+}
+
+impl ListenAddress {
+    /// The addresses for [`TunnelSpec::bind`]: only `localhost` (or nothing) is the default
+    /// loopback pair, stored as an empty list; with other addresses, `localhost` adds both
+    /// loopbacks, each of which must then be free.
+    pub fn to_bind(list: &[ListenAddress]) -> Vec<IpAddr> {
+        if list.iter().all(|a| *a == ListenAddress::Localhost) {
+            return Vec::new();
+        }
+        let mut out: Vec<IpAddr> = Vec::new();
+        for a in list {
+            let ips = match a {
+                ListenAddress::Localhost => vec![
+                    IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                ],
+                ListenAddress::Ip(ip) => vec![*ip],
+            };
+            for ip in ips {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+        }
+        out
+    }
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -312,6 +373,37 @@ mod tests {
         ] {
             assert!(bad.parse::<PortSpec>().is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn localhost_means_both_loopbacks() {
+        let parse = |t: &str| t.parse::<ListenAddress>();
+        assert_eq!(parse("localhost"), Ok(ListenAddress::Localhost));
+        assert_eq!(parse("LocalHost"), Ok(ListenAddress::Localhost));
+        assert_eq!(
+            parse("[::1]"),
+            Ok(ListenAddress::Ip("::1".parse().unwrap()))
+        );
+        assert!(
+            parse("local")
+                .unwrap_err()
+                .to_string()
+                .contains("or localhost")
+        );
+        assert_eq!(
+            ListenAddress::to_bind(&[ListenAddress::Localhost]),
+            Vec::<IpAddr>::new()
+        );
+        let both = ListenAddress::to_bind(&[
+            ListenAddress::Localhost,
+            ListenAddress::Ip("127.0.0.1".parse().unwrap()),
+            ListenAddress::Ip("192.168.1.5".parse().unwrap()),
+        ]);
+        let want: Vec<IpAddr> = ["127.0.0.1", "::1", "192.168.1.5"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(both, want);
     }
 
     #[test]

@@ -11,9 +11,9 @@ mod migrate;
 mod model;
 mod store;
 
-pub use atomic::write_atomic;
+pub use atomic::{resolve_links, write_atomic, write_new_atomic};
 pub use document::{Parsed, Problem, parse as parse_document};
-pub use export::export_profiles;
+pub use export::{ExportError, export_profiles, write_export};
 pub use in_app::WithInAppClusters;
 pub use model::{CURRENT_VERSION, Cluster, Document, Profile, SavedTunnel, SecretRef};
 pub use store::{FILE_NAME, ImportOutcome, OnConflict, ProfileStore, StoreError, TokenChange};

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::atomic::{FileLock, write_atomic};
+use super::atomic::{FileLock, resolve_links, write_atomic, write_new_atomic};
 use super::comments::keep_comments;
 use super::document::{Parsed, Problem, parse_bytes};
 use super::model::{CURRENT_VERSION, Cluster, Document, Profile, SecretRef};
@@ -168,6 +168,15 @@ impl ProfileStore {
         sibling(&self.path, ".bak")
     }
 
+    /// The files an export must never be written onto: the store, its backup and its lock.
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        vec![
+            self.path.clone(),
+            self.backup_path(),
+            sibling(&self.path, ".lock"),
+        ]
+    }
+
     pub fn has_backup(&self) -> bool {
         self.backup_path().is_file()
     }
@@ -226,6 +235,11 @@ impl ProfileStore {
             source,
         })?;
         remove_stale_temp_files(&self.path);
+        if let Ok(target) = resolve_links(&self.path)
+            && target != self.path
+        {
+            remove_stale_temp_files(&target);
+        }
         let old_bytes = read(&self.path)?;
         let parsed = old_bytes
             .as_deref()
@@ -474,18 +488,7 @@ impl ProfileStore {
             });
         }
         let kept = match read(&self.path)? {
-            Some(current) => {
-                let stamp = jiff::Timestamp::now()
-                    .strftime("%Y%m%dT%H%M%SZ")
-                    .to_string();
-                let kept = sibling(&self.path, &format!(".broken-{stamp}"));
-                write_atomic(&kept, &current).map_err(|source| StoreError::Io {
-                    action: "keep a copy of",
-                    path: kept.clone(),
-                    source,
-                })?;
-                Some(kept)
-            }
+            Some(current) => Some(self.keep_broken_copy(&current)?),
             None => None,
         };
         write_atomic(&self.path, &backup).map_err(|source| StoreError::Io {
@@ -496,6 +499,38 @@ impl ProfileStore {
         self.parsed = parse_bytes(&self.path, &backup);
         tracing::info!(path = %self.path.display(), "restored profiles from the backup");
         Ok(kept)
+    }
+
+    /// Saves `current` as `profiles.toml.broken-<time>`, never over an earlier copy: a second
+    /// restore in the same second gets `…-2`, `…-3`.
+    fn keep_broken_copy(&self, current: &[u8]) -> Result<PathBuf, StoreError> {
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let mut last_error = None;
+        for n in 1..=1000 {
+            let suffix = match n {
+                1 => format!(".broken-{stamp}"),
+                n => format!(".broken-{stamp}-{n}"),
+            };
+            let kept = sibling(&self.path, &suffix);
+            match write_new_atomic(&kept, current) {
+                Ok(()) => return Ok(kept),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        action: "keep a copy of the current file as",
+                        path: kept,
+                        source,
+                    });
+                }
+            }
+        }
+        Err(StoreError::Io {
+            action: "keep a copy of the current file as",
+            path: sibling(&self.path, &format!(".broken-{stamp}")),
+            source: last_error.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()),
+        })
     }
 
     fn forget_secret(&self, cluster: &str, r: &SecretRef) {

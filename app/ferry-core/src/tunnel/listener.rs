@@ -1,7 +1,8 @@
 //! Local listeners: where a tunnel accepts connections on this machine.
 //!
-//! By default a port is bound on 127.0.0.1 and, when the machine has IPv6 loopback, on ::1 with
-//! the same port number (so `localhost:8080` works whichever address a client resolves first).
+//! By default (and for `localhost`) a port is bound on 127.0.0.1 and, when the machine has
+//! IPv6 loopback, on ::1 with the same port number (so `localhost:8080` works whichever address
+//! a client resolves first); if either is taken, the tunnel does not start.
 //! Other addresses only when asked; 0.0.0.0 / :: earn a warning because they expose the tunnel
 //! (and through it the cluster) to the local network. A port already in use is a clear error
 //! naming the port and offering the next free one.
@@ -75,8 +76,10 @@ pub fn exposure_warning(address: IpAddr, port: u16) -> Option<String> {
 }
 
 /// Bind `port` (0: any free port, then the same number on every address) on `addresses`
-/// (empty: the defaults). With the defaults, ::1 is best-effort: skipped when the machine has
-/// no IPv6 loopback or that port is taken only there.
+/// (empty: the defaults). With the defaults, ::1 is left out only when the machine has no IPv6
+/// loopback. A port another program holds on ::1 alone is an error naming ::1: listening on
+/// 127.0.0.1 alone would let `localhost:PORT` reach that other program for clients that try
+/// ::1 first. Asking for `127.0.0.1` explicitly binds that address alone.
 pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindError> {
     let defaults = addresses.is_empty();
     let addresses = if defaults {
@@ -118,8 +121,8 @@ async fn bind_all(
                 }
                 listeners.push(listener);
             }
-            Err(err) if optional => {
-                tracing::debug!(%address, port = chosen, %err, "skipping optional loopback address");
+            Err(err) if optional && no_such_address(&err) => {
+                tracing::debug!(%address, port = chosen, %err, "no IPv6 loopback on this machine; listening on IPv4 only");
             }
             Err(err) => return Err(classify(*address, chosen, &err)),
         }
@@ -128,6 +131,26 @@ async fn bind_all(
         port: chosen,
         listeners,
     })
+}
+
+/// The address does not exist on this machine (no IPv6, or IPv6 loopback switched off), as
+/// opposed to being in use: only then may the ::1 half of the default pair be left out.
+fn no_such_address(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::AddrNotAvailable | ErrorKind::Unsupported
+    ) || err.raw_os_error() == Some(libc_eafnosupport())
+}
+
+/// EAFNOSUPPORT ("address family not supported"), which `std` has no `ErrorKind` for.
+const fn libc_eafnosupport() -> i32 {
+    if cfg!(target_os = "linux") {
+        97
+    } else if cfg!(windows) {
+        10047
+    } else {
+        47
+    }
 }
 
 fn classify(address: IpAddr, port: u16, err: &std::io::Error) -> BindError {

@@ -4,7 +4,6 @@
 //! waiting, recovered), and stops cleanly on Ctrl-C. Bad input and tunnels that cannot start
 //! (port in use, forbidden, unknown context) end with a message and a non-zero exit code.
 
-use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use ferry_core::clients::ClientPool;
 use ferry_core::engine::{
     Engine, EngineOptions, EventKind, TunnelEvent, TunnelSnapshot, TunnelState,
 };
-use ferry_core::spec::{PortSpec, Spread, Target, TunnelSpec};
+use ferry_core::spec::{ListenAddress, PortSpec, Spread, Target, TunnelSpec};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Forward local ports to a pod, service, deployment or label selector, following its Ready
@@ -37,9 +36,10 @@ pub struct ForwardArgs {
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
 
-    /// Local address to listen on (repeatable). Default: 127.0.0.1 and ::1.
+    /// Local address to listen on (repeatable): an IP address, or localhost for 127.0.0.1 and
+    /// ::1. Default: localhost.
     #[arg(long = "address", value_name = "ADDRESS")]
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Vec<ListenAddress>,
 
     /// Spread connections over all Ready pods (round-robin), with client-IP affinity when the
     /// service asks for it.
@@ -90,7 +90,7 @@ fn spec_from(args: &ForwardArgs, pool: &ClientPool) -> anyhow::Result<TunnelSpec
         namespace,
         target,
         ports,
-        bind: args.addresses.clone(),
+        bind: ListenAddress::to_bind(&args.addresses),
         spread,
         alias: None,
         note: None,

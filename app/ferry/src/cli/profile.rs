@@ -4,7 +4,6 @@
 //! directory, or `$FERRY_CONFIG_DIR`), so the CLI and a running app never overwrite each other.
 
 use std::io::Read as _;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,8 +11,8 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use ferry_core::clients::ClientPool;
 use ferry_core::profiles::import::{self, ImportDefaults, ImportReport};
-use ferry_core::profiles::{OnConflict, Profile, ProfileStore, export_profiles, write_atomic};
-use ferry_core::spec::{PortSpec, Spread, Target, TunnelSpec};
+use ferry_core::profiles::{OnConflict, Profile, ProfileStore, export_profiles, write_export};
+use ferry_core::spec::{ListenAddress, PortSpec, Spread, Target, TunnelSpec};
 
 /// Manage saved profiles (named sets of tunnels).
 #[derive(Debug, clap::Args)]
@@ -36,9 +35,13 @@ pub enum ProfileCommand {
     Export {
         #[arg(required = true)]
         names: Vec<String>,
-        /// The file to write.
+        /// The file to write. An existing file is not replaced unless --force is given; the
+        /// profile store itself never is.
         #[arg(short, long)]
         output: PathBuf,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Import profiles from a Ferry file, a kftray JSON export, or `kubectl port-forward` lines.
     Import(ImportArgs),
@@ -61,9 +64,10 @@ pub struct AddArgs {
     /// The namespace (default: the context's namespace).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
-    /// Local address to listen on (repeatable). Default: loopback.
+    /// Local address to listen on (repeatable): an IP address, or localhost for 127.0.0.1 and
+    /// ::1. Default: localhost.
     #[arg(long = "address", value_name = "ADDRESS")]
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Vec<ListenAddress>,
     /// A short name for the tunnel ("api").
     #[arg(long)]
     pub alias: Option<String>,
@@ -104,7 +108,11 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             store.remove_profile(&name)?;
             println!("removed profile \"{name}\"");
         }
-        ProfileCommand::Export { names, output } => export(&store, &names, &output)?,
+        ProfileCommand::Export {
+            names,
+            output,
+            force,
+        } => export(&store, &names, &output, force)?,
         ProfileCommand::Import(import_args) => import_file(&mut store, import_args)?,
         ProfileCommand::RestoreBackup => match store.restore_backup()? {
             Some(kept) => println!(
@@ -241,7 +249,7 @@ fn add(store: &mut ProfileStore, args: AddArgs) -> anyhow::Result<()> {
         namespace,
         target,
         ports,
-        bind: args.addresses,
+        bind: ListenAddress::to_bind(&args.addresses),
         spread: Spread::default(),
         alias: args.alias,
         note: None,
@@ -276,14 +284,18 @@ fn kube_defaults(context: Option<&str>) -> Option<ImportDefaults> {
     Some(ImportDefaults { context, namespace })
 }
 
-fn export(store: &ProfileStore, names: &[String], output: &Path) -> anyhow::Result<()> {
+fn export(
+    store: &ProfileStore,
+    names: &[String],
+    output: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
     let profiles = names
         .iter()
         .map(|n| find(store, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let text = export_profiles(profiles.iter().copied())?;
-    write_atomic(output, text.as_bytes())
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    write_export(output, &text, &store.own_files(), force)?;
     println!(
         "exported {} profile{} to {}",
         profiles.len(),
