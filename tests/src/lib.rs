@@ -17,6 +17,7 @@ use tempfile::TempDir;
 
 pub use kubesim;
 
+pub mod kubectl_forward;
 pub mod streams;
 pub mod tunnels;
 
@@ -84,6 +85,7 @@ impl TestCluster {
             binary,
             kubeconfig: self.kubeconfig().to_path_buf(),
             cache_dir: self.dir.path().join("kubectl-cache"),
+            env: Vec::new(),
         })
     }
 }
@@ -160,9 +162,17 @@ pub struct Kubectl {
     pub binary: PathBuf,
     pub kubeconfig: PathBuf,
     pub cache_dir: PathBuf,
+    /// Extra environment, e.g. `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`.
+    pub env: Vec<(String, String)>,
 }
 
 impl Kubectl {
+    /// The same kubectl with `name=value` in its environment.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.arg("--kubeconfig")
@@ -172,6 +182,7 @@ impl Kubectl {
             .args(args)
             .env_remove("KUBECONFIG")
             .env("KUBECTL_INTERACTIVE_DELETE", "false")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         cmd

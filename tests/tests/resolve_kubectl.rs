@@ -128,7 +128,6 @@ async fn kubectl_error(
 }
 
 #[tokio::test]
-#[ignore = "needs SPDY port-forward in kubesim (a later issue); run with --ignored once it exists"]
 async fn service_ports_resolve_to_the_same_container_ports_as_kubectl() -> Result {
     let cluster = start_demo().await?;
     let Some(kubectl) = cluster.kubectl() else {
@@ -164,8 +163,7 @@ async fn service_ports_resolve_to_the_same_container_ports_as_kubectl() -> Resul
     Ok(())
 }
 
-/// kubesim has no SPDY yet (a later issue), so kubectl's data path fails; its request log
-/// (`-v=6`) still shows which pod it chose: `…/pods/NAME/portforward`.
+/// kubectl's request log (`-v=6`) shows which pod it chose: `…/pods/NAME/portforward`.
 #[tokio::test]
 async fn kubectl_forwards_to_the_pod_ferry_ranks_first() -> Result {
     let cluster = start_demo().await?;
@@ -221,8 +219,6 @@ async fn kubectl_forwards_to_the_pod_ferry_ranks_first() -> Result {
     Ok(())
 }
 
-/// Needs kubectl's data path (SPDY port-forward in kubesim, a later issue): kubectl prints
-/// "Forwarding from … -> N" only once its stream is up.
 #[tokio::test]
 async fn what_kubectl_refuses_ferry_refuses() -> Result {
     let cluster = start_demo().await?;
@@ -265,16 +261,28 @@ async fn what_kubectl_refuses_ferry_refuses() -> Result {
     Ok(())
 }
 
+/// Starts `kubectl port-forward -v=6 svc/kubia :80` and reads its log until the portforward
+/// request names the chosen pod; kubectl is killed afterwards (it keeps forwarding).
 async fn kubectl_choice(kubectl: &Kubectl) -> anyhow::Result<String> {
-    let out = kubectl
-        .run(&["port-forward", "-v=6", "-n", "default", "svc/kubia", ":80"])
-        .await?;
-    out.stderr
-        .split("/pods/")
-        .skip(1)
-        .find_map(|rest| {
-            rest.split_once("/portforward")
-                .map(|(name, _)| name.to_string())
-        })
-        .ok_or_else(|| anyhow::anyhow!("no portforward request in kubectl's log:\n{}", out.stderr))
+    let mut child =
+        kubectl.spawn(&["port-forward", "-v=6", "-n", "default", "svc/kubia", ":80"])?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let mut lines = BufReader::new(stderr).lines();
+    let seen = read_until(
+        &mut lines,
+        Duration::from_secs(30),
+        "a portforward request",
+        |l| l.contains("/portforward"),
+    )
+    .await?;
+    let _ = child.start_kill();
+    let line = seen.last().cloned().unwrap_or_default();
+    line.split("/pods/")
+        .nth(1)
+        .and_then(|rest| rest.split_once("/portforward"))
+        .map(|(name, _)| name.to_string())
+        .ok_or_else(|| anyhow::anyhow!("no pod in kubectl's log line: {line}"))
 }

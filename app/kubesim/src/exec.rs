@@ -1,4 +1,5 @@
-//! `pods/exec` over WebSocket (`v5.channel.k8s.io` or `v4.channel.k8s.io`, chosen in the
+//! `pods/exec` over WebSocket (the SPDY upgrade, kubectl's fallback, goes to
+//! [`crate::spdy_server::exec`]) (`v5.channel.k8s.io` or `v4.channel.k8s.io`, chosen in the
 //! client's order), as the kubelet serves it: the command runs as a real local process in the
 //! pod's working directory with `HOSTNAME=<pod>` and the container's `env` (like KWOK's exec),
 //! under a pseudo-terminal when `tty=true`.
@@ -24,6 +25,7 @@ use crate::channel::{self, ExecOptions};
 use crate::cluster::Cluster;
 use crate::containers::{self, RunningPod};
 use crate::process::{Exit, Input, Output, Process, SpawnError};
+use crate::spdy_server;
 use crate::streams::{self, status_response};
 
 /// `GET /api/v1/namespaces/{ns}/pods/{name}/exec`, called by the router after authorization.
@@ -50,10 +52,21 @@ pub async fn serve(
         Ok(r) => r,
         Err(unavailable) => return unavailable.into_response(),
     };
-    // Refused only after the checks a real cluster makes: kubectl retries a failed WebSocket
-    // upgrade with SPDY and then reports what the SPDY attempt got.
-    if streams::is_spdy(req.headers()) {
-        return streams::spdy_refused();
+    if spdy_server::transport(req.headers()) == Some(spdy_server::Transport::Upgrade) {
+        cluster.faults.delay_new_stream().await;
+        let exec = spdy_server::exec::Exec {
+            opts,
+            container,
+            pod: running,
+            dropped: cluster.streams.session(),
+        };
+        return spdy_server::upgrade(
+            req,
+            spdy_server::Transport::Upgrade,
+            spdy_server::REMOTE_COMMAND_V4,
+            move |incoming, outgoing| exec.run(incoming, outgoing),
+        )
+        .await;
     }
     let offered = streams::offered_protocols(req.headers());
     let supported = [channel::V5_BINARY, channel::V4_BINARY];
@@ -100,26 +113,8 @@ impl Session {
         };
         let _ = tx.send(Message::Binary(channel::encode(first, &[]))).await;
 
-        let info = self.pod.container(&self.container);
-        let env = info.map(|c| c.env.clone()).unwrap_or_default();
-        let program = self.opts.command.first().cloned().unwrap_or_default();
-        let missing_in_image = info.is_some_and(|c| c.lacks(&program));
-        let spec = crate::process::Spec {
-            argv: self.opts.command.clone(),
-            workdir: self.pod.workdir().to_path_buf(),
-            hostname: self.pod.name.clone(),
-            env,
-            stdin: self.opts.stdin,
-            tty: self.opts.tty,
-        };
         let client_gone = CancellationToken::new();
-        let spawned = if missing_in_image && program.contains('/') {
-            Err(SpawnError::NoSuchFile(program))
-        } else if missing_in_image {
-            Err(SpawnError::NotInPath(program))
-        } else {
-            Process::spawn(&spec)
-        };
+        let spawned = spawn(&self.pod, &self.container, &self.opts);
         let (status, reader) = match spawned {
             Ok(process) => {
                 let reader = tokio::spawn(read_client(
@@ -131,8 +126,7 @@ impl Session {
                 ));
                 (self.attach(process, &tx, &client_gone).await, reader)
             }
-            Err(e) => {
-                let status = spawn_failure_status(&self.pod, &self.container, &e);
+            Err(status) => {
                 let (input, _) = mpsc::channel(1);
                 let reader = tokio::spawn(read_client(
                     incoming,
@@ -246,8 +240,37 @@ async fn write_messages(mut rx: mpsc::Receiver<Message>, mut sink: SplitSink<Web
     let _ = sink.flush().await;
 }
 
+/// Starts the exec'd command in the pod's container, or returns the `Status` a real cluster
+/// answers when it cannot start (shared by the WebSocket and SPDY transports).
+pub(crate) fn spawn(
+    pod: &RunningPod,
+    container: &str,
+    opts: &ExecOptions,
+) -> Result<Process, Value> {
+    let info = pod.container(container);
+    let env = info.map(|c| c.env.clone()).unwrap_or_default();
+    let program = opts.command.first().cloned().unwrap_or_default();
+    let missing_in_image = info.is_some_and(|c| c.lacks(&program));
+    let spec = crate::process::Spec {
+        argv: opts.command.clone(),
+        workdir: pod.workdir().to_path_buf(),
+        hostname: pod.name.clone(),
+        env,
+        stdin: opts.stdin,
+        tty: opts.tty,
+    };
+    let spawned = if missing_in_image && program.contains('/') {
+        Err(SpawnError::NoSuchFile(program))
+    } else if missing_in_image {
+        Err(SpawnError::NotInPath(program))
+    } else {
+        Process::spawn(&spec)
+    };
+    spawned.map_err(|e| spawn_failure_status(pod, container, &e))
+}
+
 /// The status the kubelet sends when the process has exited.
-fn exit_status(opts: &ExecOptions, exit: Exit) -> Value {
+pub(crate) fn exit_status(opts: &ExecOptions, exit: Exit) -> Value {
     match exit.code() {
         0 => json!({"metadata": {}, "status": "Success"}),
         code => json!({

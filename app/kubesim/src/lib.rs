@@ -23,6 +23,7 @@ pub mod process;
 pub mod resources;
 pub mod server;
 pub mod sim;
+pub mod spdy_server;
 pub mod store;
 pub mod streams;
 pub mod tls;

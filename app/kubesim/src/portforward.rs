@@ -1,4 +1,5 @@
-//! `pods/portforward` over WebSocket, as the kubelet serves it (`v4.channel.k8s.io`, or the
+//! `pods/portforward` over WebSocket, as the kubelet serves it (SPDY requests, kubectl's, go
+//! to [`crate::spdy_server`]) (`v4.channel.k8s.io`, or the
 //! base64 text variant): for port *i* of the `ports=` query, channel `2i` carries data both ways
 //! and `2i+1` errors; both start with the port number (u16 little-endian). Each WebSocket
 //! carries one TCP connection per port to the pod's simulated container; the WebSocket closes
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::{self, Framing};
 use crate::cluster::Cluster;
 use crate::containers::{self, RunningPod};
+use crate::spdy_server;
 use crate::streams::{self, status_response};
 
 /// Bytes read from a container connection per WebSocket message.
@@ -46,10 +48,21 @@ pub async fn serve(
         Ok(r) => r,
         Err(unavailable) => return unavailable.into_response(),
     };
-    // Refused only after the checks a real cluster makes, so that clients falling back from
-    // WebSocket to SPDY (kubectl) still report the real error.
-    if streams::is_spdy(req.headers()) {
-        return streams::spdy_refused();
+    if let Some(transport) = spdy_server::transport(req.headers()) {
+        let injected_error = cluster.faults.port_forward_error(&namespace, &pod);
+        cluster.faults.delay_new_stream().await;
+        let forward = spdy_server::portforward::PortForward {
+            pod: running,
+            dropped: cluster.streams.session(),
+            injected_error,
+        };
+        return spdy_server::upgrade(
+            req,
+            transport,
+            spdy_server::PORT_FORWARD_V1,
+            move |incoming, outgoing| forward.run(incoming, outgoing),
+        )
+        .await;
     }
     let ports = match channel::parse_ports(req.uri().query().unwrap_or_default()) {
         Ok(p) => p,

@@ -1,6 +1,6 @@
 //! What pods/portforward and pods/exec share: choosing the WebSocket subprotocol the way the
-//! kubelet does, refusing SPDY upgrades with a `Status`, and the set of open stream sessions of a
-//! cluster (so that a fault can drop them all at once).
+//! kubelet does, `Status` errors, and the set of open stream sessions of a cluster (so that a
+//! fault can drop them all at once).
 
 use std::sync::Mutex;
 
@@ -61,29 +61,6 @@ pub fn unsupported_protocols(offered: &[String], supported: &[&str]) -> Response
     status_response(StatusCode::BAD_REQUEST, "BadRequest", &msg)
 }
 
-/// Whether the request asks for SPDY (kubectl's port-forward and exec fallback), which kubesim
-/// does not speak yet.
-pub fn is_spdy(headers: &HeaderMap) -> bool {
-    let upgrade_is_spdy = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("spdy"));
-    let tunnelled = offered_protocols(headers)
-        .iter()
-        .any(|p| p.to_ascii_lowercase().starts_with("spdy/"));
-    upgrade_is_spdy || tunnelled
-}
-
-/// The `Status` answer to a SPDY request.
-pub fn spdy_refused() -> Response {
-    status_response(
-        StatusCode::BAD_REQUEST,
-        "BadRequest",
-        "kubesim does not support SPDY/3.1 streaming yet; use a WebSocket client \
-         (v4.channel.k8s.io for port-forward, v5.channel.k8s.io for exec)",
-    )
-}
-
 /// The open streams of one cluster. Each session holds a token from [`Streams::session`];
 /// [`Streams::drop_all`] cancels every token handed out so far, which closes those sessions
 /// (as an apiserver restart or a network cut would).
@@ -136,19 +113,5 @@ mod tests {
         let b = streams.session();
         assert!(a.is_cancelled());
         assert!(!b.is_cancelled());
-    }
-
-    #[test]
-    fn spdy_requests_are_recognised() {
-        let mut h = HeaderMap::new();
-        h.insert(header::UPGRADE, "SPDY/3.1".parse().unwrap());
-        assert!(is_spdy(&h));
-        let mut h = HeaderMap::new();
-        h.insert(header::UPGRADE, "websocket".parse().unwrap());
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            "SPDY/3.1+portforward.k8s.io".parse().unwrap(),
-        );
-        assert!(is_spdy(&h));
     }
 }
