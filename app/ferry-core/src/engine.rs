@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -102,6 +103,37 @@ impl ClientSource for crate::clients::ClientPool {
     }
 }
 
+/// Where a tunnel came from, carried in its snapshot so no client has to guess which profile a
+/// tunnel belongs to by comparing specs (two profiles may hold the same spec).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Started by hand (`ferry forward`, the window's forward dialog).
+    #[default]
+    AdHoc,
+    /// Started from the saved profile of this name.
+    Profile(String),
+}
+
+impl Origin {
+    /// The profile's name, if the tunnel came from one.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Origin::Profile(name) => Some(name),
+            Origin::AdHoc => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::AdHoc => f.write_str("ad hoc"),
+            Origin::Profile(name) => write!(f, "profile {name}"),
+        }
+    }
+}
+
 /// Called (from the engine's runtime threads) after every published snapshot.
 pub type OnChange = Arc<dyn Fn() + Send + Sync>;
 
@@ -165,7 +197,7 @@ impl std::fmt::Debug for EngineOptions {
 pub type Snapshots = Arc<Vec<TunnelSnapshot>>;
 
 enum Command {
-    Start(TunnelId, Box<TunnelSpec>),
+    Start(TunnelId, Box<TunnelSpec>, Origin),
     Stop(TunnelId),
     Restart(TunnelId),
     Remove(TunnelId),
@@ -232,8 +264,13 @@ impl Engine {
     /// Start a tunnel. Returns at once; the tunnel shows up in [`Engine::list`] as `Starting`
     /// within moments and reports its progress through snapshots and events.
     pub fn start(&self, spec: TunnelSpec) -> TunnelId {
+        self.start_from(spec, Origin::AdHoc)
+    }
+
+    /// [`Engine::start`], recording where the tunnel came from (shown in its snapshot).
+    pub fn start_from(&self, spec: TunnelSpec, origin: Origin) -> TunnelId {
         let id = TunnelId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        self.send(Command::Start(id, Box::new(spec)));
+        self.send(Command::Start(id, Box::new(spec), origin));
         id
     }
 
@@ -381,7 +418,7 @@ impl EngineTask {
         let mut shutdown_reply = None;
         while let Some(command) = commands.recv().await {
             match command {
-                Command::Start(id, spec) => self.start(id, *spec, None),
+                Command::Start(id, spec, origin) => self.start(id, *spec, origin, None),
                 Command::Stop(id) => self.stop(id).await,
                 Command::Restart(id) => self.restart(id, None).await,
                 Command::Update(id, spec) => self.restart(id, Some(*spec)).await,
@@ -417,10 +454,17 @@ impl EngineTask {
         self.shared.dirty.notify_one();
     }
 
-    fn start(&mut self, id: TunnelId, spec: TunnelSpec, keep: Option<Arc<TunnelCell>>) {
+    fn start(
+        &mut self,
+        id: TunnelId,
+        spec: TunnelSpec,
+        origin: Origin,
+        keep: Option<Arc<TunnelCell>>,
+    ) {
         let cell = keep.unwrap_or_else(|| {
             let sink: Arc<dyn EventSink> = self.shared.clone();
-            Arc::new(TunnelCell::new(id, spec, sink, self.options.event_log_len))
+            let cell = TunnelCell::new(id, spec, sink, self.options.event_log_len);
+            Arc::new(cell.with_origin(origin))
         });
         cell.update_facts(|f| {
             *f = crate::tunnel::state::Facts {
@@ -478,13 +522,14 @@ impl EngineTask {
         self.stop(id).await;
         match spec {
             Some(spec) => {
-                // A new spec is a new tunnel record under the same id.
+                // A new spec is a new tunnel record under the same id (and origin).
                 self.tunnels.remove(&id);
-                self.start(id, spec, None);
+                self.start(id, spec, old.origin.clone(), None);
             }
             None => {
                 let spec = old.spec.clone();
-                self.start(id, spec, Some(old));
+                let origin = old.origin.clone();
+                self.start(id, spec, origin, Some(old));
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod config_dir;
 pub mod engine;
 pub mod errors;
 pub mod exec_auth;
+pub mod instance;
 pub mod kubeconfig;
 pub mod profiles;
 pub mod resolve;

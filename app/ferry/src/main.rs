@@ -1,5 +1,6 @@
-//! The `ferry` binary: the desktop app (default), and the command line (`ferry forward`,
-//! `ferry contexts`, `ferry profile`, `ferry up`).
+//! The `ferry` binary: the desktop app (default), the headless instance (`ferry daemon`), and
+//! the command line (`ferry forward`, `ferry contexts`, `ferry profile`, `ferry up`, `ferry
+//! down`, `ferry status`).
 
 mod cli;
 
@@ -9,7 +10,10 @@ use ferry::ui;
 fn main() -> std::process::ExitCode {
     // Parsed with the examples attached to every `--help` (see `cli/examples.rs`).
     let args = cli::examples::parse();
-    cli::init_tracing(args.verbose);
+    // `ferry daemon` also logs to its log file, so it sets tracing up itself.
+    if !matches!(args.command, Some(cli::Command::Daemon(_))) {
+        cli::init_tracing(args.verbose);
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

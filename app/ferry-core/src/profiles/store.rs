@@ -31,10 +31,14 @@ pub enum StoreError {
     },
     #[error(
         "{} has errors, so Ferry will not overwrite it (that would lose what it cannot read): {}. \
-         Fix the file, or restore the backup{}",
+         Fix the file{}",
         path.display(),
         problems.first().map(|p| p.to_string()).unwrap_or_default(),
-        if *has_backup { " (Restore backup in the app)" } else { "" }
+        if *has_backup {
+            ", or restore the backup (`ferry profile restore-backup`, or Restore backup in the app)"
+        } else {
+            ""
+        }
     )]
     Damaged {
         path: PathBuf,
@@ -613,7 +617,9 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn log_problems(parsed: &Parsed) {
+    // Info, not warn: the CLI and the window show each problem to the person once themselves;
+    // this line is for the instance's log file.
     for p in &parsed.problems {
-        tracing::warn!("{p}");
+        tracing::info!("{p}");
     }
 }

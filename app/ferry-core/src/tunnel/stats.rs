@@ -130,6 +130,9 @@ impl std::fmt::Display for EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelSnapshot {
     pub id: TunnelId,
+    /// Where the tunnel came from (a profile, or ad hoc).
+    #[serde(default)]
+    pub origin: crate::engine::Origin,
     pub spec: TunnelSpec,
     pub state: TunnelState,
     /// Why the tunnel is in this state, in words ("waiting for a ready pod").
@@ -188,6 +191,7 @@ pub(crate) struct Status {
 /// the engine's snapshot publisher.
 pub(crate) struct TunnelCell {
     pub id: TunnelId,
+    pub origin: crate::engine::Origin,
     pub spec: TunnelSpec,
     pub counters: Counters,
     status: Mutex<Status>,
@@ -226,6 +230,7 @@ impl TunnelCell {
         let (state, detail) = derive(&facts);
         Self {
             id,
+            origin: crate::engine::Origin::AdHoc,
             spec,
             counters: Counters::default(),
             status: Mutex::new(Status {
@@ -241,6 +246,12 @@ impl TunnelCell {
             sink,
             event_log_len: log.max(1),
         }
+    }
+
+    /// The same cell, recording where its tunnel came from.
+    pub(crate) fn with_origin(mut self, origin: crate::engine::Origin) -> Self {
+        self.origin = origin;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Status> {
@@ -394,6 +405,7 @@ impl TunnelCell {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         TunnelSnapshot {
             id: self.id,
+            origin: self.origin.clone(),
             spec: self.spec.clone(),
             state: status.state,
             detail: status.detail.clone(),

@@ -52,6 +52,10 @@ const EXAMPLES: &[Examples] = &[
                 "ferry forward svc/api 8080:80 --spread",
                 "spread connections over all Ready pods instead of one",
             ),
+            (
+                "ferry forward svc/kubia 8080:80 --detach",
+                "hand the tunnel to the running instance (starting a daemon if none runs)",
+            ),
         ],
     },
     Examples {
@@ -151,6 +155,37 @@ const EXAMPLES: &[Examples] = &[
                 "start profiles staging and dev until Ctrl-C",
             ),
         ],
+    },
+    Examples {
+        path: &["down"],
+        lines: &[
+            (
+                "ferry down staging",
+                "stop profile staging's tunnels on the running instance",
+            ),
+            (
+                "ferry down --all",
+                "stop every tunnel of the running instance",
+            ),
+        ],
+    },
+    Examples {
+        path: &["status"],
+        lines: &[
+            ("ferry status", "the running instance's tunnels as a table"),
+            ("ferry status --json", "the same as JSON, for scripts"),
+            (
+                "ferry status --demo",
+                "the tunnels of ferry --demo's instance",
+            ),
+        ],
+    },
+    Examples {
+        path: &["daemon"],
+        lines: &[(
+            "ferry daemon",
+            "keep the tunnels running without a window, until SIGTERM or Ctrl-C",
+        )],
     },
 ];
 

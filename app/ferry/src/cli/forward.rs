@@ -49,6 +49,11 @@ pub struct ForwardArgs {
     /// With --spread: keep each local client on one pod regardless of the service's setting.
     #[arg(long, requires = "spread")]
     pub affinity: bool,
+
+    /// Hand the tunnel to the running Ferry instance (starting `ferry daemon` if none runs)
+    /// and return once it is Active (exit 0) or has failed (exit 1).
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// Parse the arguments into a tunnel spec, with messages that say what is wrong.
@@ -100,6 +105,9 @@ fn spec_from(args: &ForwardArgs, pool: &ClientPool) -> anyhow::Result<TunnelSpec
 pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let pool = ClientPool::from_env()?;
     let spec = spec_from(&args, &pool)?;
+    if args.detach {
+        return super::remote::runtime()?.block_on(detach(spec));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,6 +165,59 @@ async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode>
     };
     engine.shutdown().await;
     Ok(code)
+}
+
+/// How long `--detach` waits for the tunnel to become Active or fail.
+const DETACH_WAIT: Duration = Duration::from_secs(60);
+
+/// `--detach`: add the tunnel to the instance, wait until it is Active or Failed.
+async fn detach(spec: TunnelSpec) -> anyhow::Result<ExitCode> {
+    use ferry_core::instance::api::{Request, Response};
+    let mut client = super::remote::connect_or_start_daemon().await?;
+    let label = spec.target.to_kubectl();
+    let id = match super::remote::ask(&mut client, Request::AddTunnel { spec }).await? {
+        Ok(Response::TunnelAdded { id }) => id,
+        Ok(other) => bail!("unexpected answer to add-tunnel: {other:?}"),
+        Err(code) => return Ok(code),
+    };
+    let wait = Request::WaitTunnel {
+        id,
+        timeout_ms: DETACH_WAIT.as_millis() as u64,
+    };
+    let snapshot = match super::remote::ask(&mut client, wait).await? {
+        Ok(Response::Tunnel(snapshot)) => *snapshot,
+        Ok(other) => bail!("unexpected answer to wait-tunnel: {other:?}"),
+        Err(code) => return Ok(code),
+    };
+    match snapshot.state {
+        TunnelState::Active => {
+            print_forwarding(&snapshot);
+            println!(
+                "tunnel {id} runs in the Ferry instance (pid {}); see `ferry status`",
+                client.instance().pid
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TunnelState::Failed => {
+            // A failed ad hoc tunnel would only clutter the instance: take it away again.
+            let _ = client
+                .request(Request::RemoveTunnels { ids: vec![id] })
+                .await;
+            eprintln!(
+                "error: {label}: {}",
+                snapshot.detail.as_deref().unwrap_or("the tunnel failed")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        state => {
+            eprintln!(
+                "error: {label} is still {state} after {} s ({}); it keeps trying in the Ferry instance, see `ferry status`",
+                DETACH_WAIT.as_secs(),
+                snapshot.detail.as_deref().unwrap_or("no detail")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// kubectl's "Forwarding from 127.0.0.1:8888 -> 8080" lines, with where the bytes go.

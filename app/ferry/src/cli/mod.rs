@@ -1,10 +1,14 @@
 //! Command-line parsing and dispatch. With no subcommand Ferry opens its window.
 
 pub mod contexts;
+pub mod daemon;
+pub mod down;
 pub mod examples;
 pub mod forward;
 pub mod man;
 pub mod profile;
+pub mod remote;
+pub mod status;
 pub mod up;
 
 use std::process::ExitCode;
@@ -35,11 +39,18 @@ pub enum Command {
     Contexts(contexts::ContextsArgs),
     /// Manage saved profiles: list, show, add, rm, export, import.
     Profile(profile::ProfileArgs),
-    /// Start saved profiles (default: the autostart ones) and keep them running until Ctrl-C.
+    /// Start saved profiles (default: the autostart ones) on the running instance, or in the
+    /// foreground until Ctrl-C when none runs.
     Up(up::UpArgs),
     /// Write the man pages into a folder (used by the packaging scripts).
     #[command(hide = true)]
     Man(man::ManArgs),
+    /// Stop saved profiles' tunnels (or all) on the running instance.
+    Down(down::DownArgs),
+    /// Show the running instance's tunnels (exit 3 when none runs).
+    Status(status::StatusArgs),
+    /// Run the Ferry instance without a window; tunnels keep running until SIGTERM or Ctrl-C.
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`.
@@ -58,6 +69,7 @@ pub fn init_tracing(verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let verbose = cli.verbose;
     match cli.command {
         None => crate::ui::run(crate::ui::Options { demo: cli.demo }),
         Some(Command::Forward(args)) => forward::run(args),
@@ -65,5 +77,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Profile(args)) => profile::run(args),
         Some(Command::Up(args)) => up::run(args),
         Some(Command::Man(args)) => man::run(args),
+        Some(Command::Down(args)) => down::run(args),
+        Some(Command::Status(args)) => status::run(args),
+        Some(Command::Daemon(args)) => daemon::run(args, verbose),
     }
 }

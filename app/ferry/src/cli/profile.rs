@@ -101,7 +101,22 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     let mut store = ProfileStore::open_default()?;
     warn_problems(&store);
     match args.command {
-        ProfileCommand::List => list(&store),
+        ProfileCommand::List => {
+            let damaged = matches!(
+                store.check_writable(),
+                Err(ferry_core::profiles::StoreError::Damaged { .. })
+            );
+            if damaged {
+                // The problems (file:line:col) were printed above; an empty list would lie.
+                list_readable(&store);
+                eprintln!(
+                    "error: {} could not be read; nothing was changed",
+                    store.path().display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            list(&store)
+        }
         ProfileCommand::Show { name } => show(&store, &name)?,
         ProfileCommand::Add(add_args) => add(&mut store, add_args)?,
         ProfileCommand::Rm { name } => {
@@ -147,6 +162,11 @@ fn list(store: &ProfileStore) {
         println!("no profiles yet: add one with `ferry profile add NAME TARGET PORT...`");
         return;
     }
+    list_readable(store);
+}
+
+/// The profiles that could be read, one per line.
+fn list_readable(store: &ProfileStore) {
     for p in store.profiles() {
         let auto = if p.autostart { "  [autostart]" } else { "" };
         let note = p

@@ -1,4 +1,6 @@
-//! `ferry up [NAME...]`: run saved profiles headless until Ctrl-C, one line per state change.
+//! `ferry up [NAME...]`: start saved profiles on the running instance (`ferry daemon` or the
+//! window) and return; when no instance runs, run them in the foreground until Ctrl-C, one line
+//! per state change, and say so.
 //!
 //! Without names it starts every profile marked `autostart`, like the app does at launch.
 
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use ferry_core::clients::ClientPool;
 use ferry_core::engine::{
-    ClientSource, Engine, EngineOptions, EventKind, FixedClients, TunnelEvent, TunnelId,
+    ClientSource, Engine, EngineOptions, EventKind, FixedClients, Origin, TunnelEvent, TunnelId,
     TunnelState,
 };
 use ferry_core::profiles::{Profile, ProfileStore, WithInAppClusters};
@@ -23,6 +25,12 @@ pub struct UpArgs {
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::remote::runtime()?.block_on(on_instance(&args))? {
+        return Ok(code);
+    }
+    eprintln!(
+        "no Ferry instance is running: running in the foreground until Ctrl-C (`ferry daemon` keeps tunnels running in the background)"
+    );
     let store = ProfileStore::open_default()?;
     super::profile::warn_problems(&store);
     let profiles = choose(&store, &args.names)?;
@@ -32,6 +40,42 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .context("could not start the async runtime")?;
     let clients = clients(&store)?;
     runtime.block_on(up(clients, profiles))
+}
+
+/// `ferry up` on the running instance; `None` when no instance runs.
+async fn on_instance(args: &UpArgs) -> anyhow::Result<Option<ExitCode>> {
+    use ferry_core::instance::api::{Request, Response};
+    let Some(mut client) = super::remote::connect(ferry_core::instance::Flavor::Real).await? else {
+        return Ok(None);
+    };
+    let request = Request::Up {
+        profiles: args.names.clone(),
+    };
+    match super::remote::ask(&mut client, request).await? {
+        Ok(Response::Started {
+            started,
+            already_running,
+        }) => {
+            let what = if args.names.is_empty() {
+                "the autostart profiles".to_string()
+            } else {
+                args.names.join(", ")
+            };
+            println!(
+                "started {} tunnel(s) of {what} on the Ferry instance (pid {}){}; see `ferry status`",
+                started.len(),
+                client.instance().pid,
+                if already_running.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} already running", already_running.len())
+                }
+            );
+            Ok(Some(ExitCode::SUCCESS))
+        }
+        Ok(other) => bail!("unexpected answer to up: {other:?}"),
+        Err(code) => Ok(Some(code)),
+    }
 }
 
 /// The kubeconfig's contexts plus the clusters added in Ferry (their tokens read from the OS
@@ -106,7 +150,10 @@ async fn up(clients: Arc<dyn ClientSource>, profiles: Vec<Profile>) -> anyhow::R
                 .unwrap_or_else(|| spec.target.to_kubectl());
             let label = format!("[{}] {name}", profile.name);
             println!("{label}: starting {}", super::profile::describe(spec));
-            labels.insert(engine.start(spec.clone()), label);
+            labels.insert(
+                engine.start_from(spec.clone(), Origin::Profile(profile.name.clone())),
+                label,
+            );
         }
     }
     if labels.is_empty() {

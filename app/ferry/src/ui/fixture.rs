@@ -459,6 +459,7 @@ pub fn model(extra_pods: usize) -> Model {
             items: vec![profile],
             corrupt: None,
             path: None,
+            has_backup: false,
         }),
     }
 }

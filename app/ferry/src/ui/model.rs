@@ -188,6 +188,8 @@ pub struct Profiles {
     /// Set when the profile file could not be read; the UI offers to restore the backup.
     pub corrupt: Option<String>,
     pub path: Option<String>,
+    /// Whether a backup exists to restore (only then is restoring offered).
+    pub has_backup: bool,
 }
 
 /// One saved profile.

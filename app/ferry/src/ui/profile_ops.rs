@@ -245,6 +245,7 @@ impl Profiles {
             .and_then(|s| s.check_writable().err())
             .map(|e| e.to_string());
         let path = self.store.as_ref().map(|s| s.path().display().to_string());
+        let has_backup = self.store.as_ref().is_some_and(|s| s.has_backup());
         self.shared.set(saved.clone());
         self.publisher.update(|m| {
             let items = bridge::profiles(&saved, &m.tunnels);
@@ -252,6 +253,7 @@ impl Profiles {
                 items,
                 corrupt,
                 path,
+                has_backup,
             });
         });
     }

@@ -46,7 +46,7 @@ fn contents(ui: &mut Ui, model: &Model, win: &mut ProfilesWindow, out: &mut Vec<
                 .color(theme::tone_color(ui, Tone::Bad)),
             );
             ui.label(theme::weak(reason));
-            if ui.button("Restore the last good backup").clicked() {
+            if profiles.has_backup && ui.button("Restore the last good backup").clicked() {
                 out.push(Command::RestoreProfilesBackup);
             }
         });

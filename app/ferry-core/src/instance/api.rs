@@ -1,0 +1,283 @@
+//! The one typed API every client of the instance speaks: today the CLI over the control
+//! socket; the window (in process) and the tray are to use it too — the window still runs an
+//! engine of its own for now. Plain serde data, so the same values travel as Rust values in
+//! process and as JSON lines on the socket.
+//!
+//! # Wire protocol (version [`PROTOCOL_VERSION`])
+//! One JSON object per line (UTF-8, `\n`-terminated, at most [`MAX_LINE`] bytes).
+//! 1. The client sends [`ClientMessage::Hello`] naming the protocol version it speaks.
+//! 2. The instance answers [`ServerMessage::Hello`] (same version, facts about itself) or
+//!    [`ServerMessage::Error`] with [`ErrorKind::Version`] and closes the connection.
+//! 3. The client sends [`ClientMessage::Request`]s, each with an id of its choosing; the
+//!    instance answers each with a [`ServerMessage::Response`] carrying the same id. Requests
+//!    are applied concurrently, so answers may come in another order than the requests.
+//! 4. After [`Request::Subscribe`], the instance also sends [`ServerMessage::Event`]s on that
+//!    connection. A subscriber that does not read fast enough is disconnected rather than
+//!    buffered without bound.
+//!
+//! A line that is not valid JSON or names an unknown request gets a [`ServerMessage::Error`]
+//! (with [`ErrorKind::BadRequest`]) and the connection stays open; a line over [`MAX_LINE`]
+//! gets [`ErrorKind::TooLong`] and the connection is closed.
+//!
+//! Compatibility: adding a request, a response or an optional field keeps the version;
+//! renaming or removing anything, or changing a meaning, bumps it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::engine::Origin;
+use crate::spec::TunnelSpec;
+use crate::tunnel::{TunnelEvent, TunnelId, TunnelSnapshot};
+
+/// The protocol version this build speaks. A client with another version is refused with a
+/// message naming both, so an old CLI talking to a new instance says what to do.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest line either side accepts (1 MiB). Longer lines close the connection.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// A line sent by a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientMessage {
+    /// The first line of every connection.
+    Hello {
+        /// [`PROTOCOL_VERSION`] of the client.
+        version: u32,
+        /// Who is asking, for the instance's log ("ferry-cli 0.1.0").
+        #[serde(default)]
+        client: String,
+    },
+    /// One request; the answer carries the same `id`.
+    Request { id: u64, request: Request },
+}
+
+/// A line sent by the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// The answer to the client's hello.
+    Hello {
+        version: u32,
+        instance: InstanceInfo,
+    },
+    /// The answer to request `id`.
+    Response { id: u64, response: Response },
+    /// Something happened (only after [`Request::Subscribe`]).
+    Event(Event),
+    /// A problem with the connection itself (bad hello, unparsable line, line too long) rather
+    /// than with one request. `id` is the request's id when it could be read.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        error: ApiError,
+    },
+}
+
+/// What a client may ask of the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Request {
+    /// Every tunnel's snapshot plus facts about the instance: [`Response::Status`].
+    Status,
+    /// Start saved profiles by name (none: the ones marked autostart). Tunnels of a profile that
+    /// already run are left alone; stopped or failed ones are restarted. [`Response::Started`].
+    Up {
+        #[serde(default)]
+        profiles: Vec<String>,
+    },
+    /// Stop the tunnels of these profiles, or every tunnel when `all`. [`Response::Stopped`].
+    Down {
+        #[serde(default)]
+        profiles: Vec<String>,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Start one ad hoc tunnel. [`Response::TunnelAdded`]; follow it with
+    /// [`Request::WaitTunnel`] to learn whether it became Active.
+    AddTunnel { spec: TunnelSpec },
+    /// Wait (up to `timeout_ms`) until the tunnel is Active or Failed, then answer
+    /// [`Response::Tunnel`] with its snapshot (also on timeout: the state says which).
+    WaitTunnel { id: TunnelId, timeout_ms: u64 },
+    /// Stop tunnels (they stay listed as Stopped). [`Response::Ok`].
+    StopTunnels { ids: Vec<TunnelId> },
+    /// Restart tunnels (also how a Failed or Stopped one is started again). [`Response::Ok`].
+    RestartTunnels { ids: Vec<TunnelId> },
+    /// Stop and forget tunnels. [`Response::Ok`].
+    RemoveTunnels { ids: Vec<TunnelId> },
+    /// The saved profiles and how many of their tunnels run. [`Response::Profiles`].
+    ListProfiles,
+    /// Open the instance's window (or raise it). A headless instance that cannot show one
+    /// answers [`ErrorKind::Unsupported`].
+    ShowWindow,
+    /// From now on, send [`ServerMessage::Event`]s on this connection: a
+    /// [`Event::Snapshot`] at once and after every change, and every [`Event::Tunnel`].
+    /// [`Response::Ok`].
+    Subscribe,
+    /// Stop every tunnel and end the instance. [`Response::Ok`] is sent first.
+    Quit,
+}
+
+/// The answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Response {
+    /// Done; nothing to report.
+    Ok,
+    /// The answer to [`Request::Status`].
+    Status(Status),
+    /// The tunnels [`Request::Up`] started or restarted, and those already running.
+    Started {
+        started: Vec<TunnelId>,
+        already_running: Vec<TunnelId>,
+    },
+    /// The tunnels [`Request::Down`] stopped.
+    Stopped { stopped: Vec<TunnelId> },
+    /// The id of the tunnel [`Request::AddTunnel`] started.
+    TunnelAdded { id: TunnelId },
+    /// One tunnel's snapshot ([`Request::WaitTunnel`]).
+    Tunnel(Box<TunnelSnapshot>),
+    /// The answer to [`Request::ListProfiles`].
+    Profiles { profiles: Vec<ProfileSummary> },
+    /// The request could not be done.
+    Error(ApiError),
+}
+
+/// Pushed to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// Every tunnel's snapshot, after a change (coalesced).
+    Snapshot { tunnels: Vec<TunnelSnapshot> },
+    /// Something happened to one tunnel.
+    Tunnel(TunnelEvent),
+}
+
+/// Facts about the running instance, for `ferry status` and for a client deciding whether it
+/// talks to the instance it meant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Ferry's version (`CARGO_PKG_VERSION`).
+    pub ferry_version: String,
+    pub pid: u32,
+    /// True for `ferry --demo`'s instance (its own socket, the built-in cluster).
+    pub demo: bool,
+    /// Whether this instance has a window it can show (false for `ferry daemon`).
+    pub has_window: bool,
+    pub started_at: jiff::Timestamp,
+    /// The control socket this instance listens on.
+    pub socket: PathBuf,
+    /// The instance's log file, if it keeps one.
+    pub log_file: Option<PathBuf>,
+}
+
+/// The answer to [`Request::Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub instance: InstanceInfo,
+    /// Every tunnel, ordered by id; each names its [`Origin`].
+    pub tunnels: Vec<TunnelSnapshot>,
+}
+
+/// One saved profile as [`Request::ListProfiles`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    pub name: String,
+    pub autostart: bool,
+    /// Tunnels saved in the profile.
+    pub tunnels: usize,
+    /// Of this profile's tunnels in the engine, how many can serve now.
+    pub running: usize,
+}
+
+/// Why a request failed, in words, with a kind a program can branch on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// A sentence a person understands: what, where, what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Error kinds. The CLI maps [`ErrorKind::BadRequest`], [`ErrorKind::UnknownProfile`] and
+/// [`ErrorKind::UnknownTunnel`] to exit code 2 (bad usage) and the rest to 1 (failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The line was not a request this version understands.
+    BadRequest,
+    /// The hello named another protocol version.
+    Version,
+    /// The line was longer than [`MAX_LINE`].
+    TooLong,
+    UnknownProfile,
+    UnknownTunnel,
+    /// This instance cannot do that (e.g. show a window when it has none).
+    Unsupported,
+    /// The request was understood but could not be done (profile file unreadable, …).
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_a_stable_readable_wire_form() {
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            client: "test".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"hello":{"version":1,"client":"test"}}"#
+        );
+        let req = ClientMessage::Request {
+            id: 7,
+            request: Request::Down {
+                profiles: vec!["web".into()],
+                all: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"request":{"id":7,"request":{"type":"down","profiles":["web"],"all":false}}}"#
+        );
+        let parsed: ClientMessage =
+            serde_json::from_str(r#"{"request":{"id":1,"request":{"type":"status"}}}"#).unwrap();
+        assert_eq!(
+            parsed,
+            ClientMessage::Request {
+                id: 1,
+                request: Request::Status
+            }
+        );
+        let err = ServerMessage::Error {
+            id: None,
+            error: ApiError::new(ErrorKind::TooLong, "too long"),
+        };
+        let back: ServerMessage =
+            serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();
+        assert_eq!(back, err);
+    }
+
+    #[test]
+    fn unknown_requests_do_not_parse() {
+        assert!(
+            serde_json::from_str::<ClientMessage>(
+                r#"{"request":{"id":1,"request":{"type":"format-disk"}}}"#
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The other end of the control socket: what `ferry status`, `ferry up`, `ferry down`,
+//! `ferry forward --detach` and a second `ferry` launch use to talk to the running instance.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
+
+use super::api::{
+    ApiError, ClientMessage, Event, InstanceInfo, MAX_LINE, PROTOCOL_VERSION, Request, Response,
+    ServerMessage,
+};
+use super::paths::{self, Flavor, PathError};
+
+/// Why talking to the instance failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// Nothing listens on the socket: no instance runs.
+    #[error("no Ferry instance is running (no socket at {})", socket.display())]
+    NoInstance { socket: PathBuf },
+    #[error(
+        "cannot connect to {}: {source} (does the instance belong to another user?)",
+        socket.display()
+    )]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The instance refused the connection or a request at the protocol level.
+    #[error("the Ferry instance refused: {0}")]
+    Refused(ApiError),
+    #[error("the Ferry instance closed the connection")]
+    Closed,
+    #[error("the Ferry instance did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("talking to the Ferry instance failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the Ferry instance sent something this client cannot read: {0}")]
+    Protocol(String),
+}
+
+/// A connection to a running instance, past the hello.
+pub struct Client {
+    lines: FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+    write: OwnedWriteHalf,
+    next_id: u64,
+    instance: InstanceInfo,
+    events: VecDeque<Event>,
+}
+
+/// How long the hello may take.
+const HELLO_WAIT: Duration = Duration::from_secs(5);
+
+impl Client {
+    /// Connects to `flavor`'s instance.
+    pub async fn connect(flavor: Flavor) -> Result<Self, ClientError> {
+        Self::connect_at(&paths::socket_path(flavor)?).await
+    }
+
+    /// Connects to the instance listening on `socket` and says hello.
+    pub async fn connect_at(socket: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(socket).await.map_err(|source| {
+            use std::io::ErrorKind::*;
+            match source.kind() {
+                NotFound | ConnectionRefused => ClientError::NoInstance {
+                    socket: socket.to_path_buf(),
+                },
+                _ => ClientError::Connect {
+                    socket: socket.to_path_buf(),
+                    source,
+                },
+            }
+        })?;
+        let (read, write) = stream.into_split();
+        let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE);
+        let mut client = Client {
+            lines: FramedRead::new(read, codec),
+            write,
+            next_id: 1,
+            instance: placeholder_info(),
+            events: VecDeque::new(),
+        };
+        client
+            .send(&ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                client: format!("ferry {}", env!("CARGO_PKG_VERSION")),
+            })
+            .await?;
+        let answer = tokio::time::timeout(HELLO_WAIT, client.read())
+            .await
+            .map_err(|_| ClientError::Timeout(HELLO_WAIT))??;
+        match answer {
+            ServerMessage::Hello { instance, .. } => client.instance = instance,
+            ServerMessage::Error { error, .. } => return Err(ClientError::Refused(error)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected a hello, got {other:?}"
+                )));
+            }
+        }
+        Ok(client)
+    }
+
+    /// What the instance said about itself in its hello.
+    pub fn instance(&self) -> &InstanceInfo {
+        &self.instance
+    }
+
+    async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        let mut line =
+            serde_json::to_vec(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        self.write.write_all(&line).await?;
+        Ok(())
+    }
+
+    async fn read(&mut self) -> Result<ServerMessage, ClientError> {
+        match self.lines.next().await {
+            None => Err(ClientError::Closed),
+            Some(Err(tokio_util::codec::AnyDelimiterCodecError::Io(e)))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Err(ClientError::Closed)
+            }
+            Some(Err(e)) => Err(ClientError::Protocol(e.to_string())),
+            Some(Ok(line)) => {
+                serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))
+            }
+        }
+    }
+
+    /// Sends `request` and waits for its answer (events arriving meanwhile are kept for
+    /// [`Client::next_event`]).
+    pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&ClientMessage::Request { id, request }).await?;
+        loop {
+            match self.read().await? {
+                ServerMessage::Response { id: got, response } if got == id => return Ok(response),
+                ServerMessage::Event(event) => self.events.push_back(event),
+                ServerMessage::Error {
+                    id: Some(got),
+                    error,
+                } if got == id => {
+                    return Err(ClientError::Refused(error));
+                }
+                ServerMessage::Error { id: None, error } => {
+                    return Err(ClientError::Refused(error));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next event after [`Request::Subscribe`].
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        loop {
+            match self.read().await? {
+                ServerMessage::Event(event) => return Ok(event),
+                ServerMessage::Error { error, .. } => return Err(ClientError::Refused(error)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn placeholder_info() -> InstanceInfo {
+    InstanceInfo {
+        ferry_version: String::new(),
+        pid: 0,
+        demo: false,
+        has_window: false,
+        started_at: jiff::Timestamp::UNIX_EPOCH,
+        socket: PathBuf::new(),
+        log_file: None,
+    }
+}

@@ -1,0 +1,368 @@
+//! The instance: the one process per user that owns the engine, the profiles and the kube
+//! clients, and serves its clients through one typed API ([`api`]). `ferry daemon` runs one;
+//! the CLI talks to it over the control socket. The window does not run on it yet (it keeps an
+//! engine of its own), so its tunnels are not seen by `ferry status`.
+//!
+//! [`Instance`] is a cheap-to-clone handle. [`Instance::handle`] applies one [`Request`]; many
+//! may run at once (each caller awaits only its own answer), so a slow request — waiting for a
+//! tunnel to become Active, reading the profile file — never holds up a Stop.
+//! [`server`] puts the same handle behind the control socket; [`client`] is the other end.
+
+pub mod api;
+pub mod client;
+pub mod log_file;
+pub mod paths;
+pub mod server;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{ClientSource, Engine, EngineOptions, Origin};
+use crate::profiles::{Profile, ProfileStore};
+use crate::tunnel::{TunnelId, TunnelSnapshot, TunnelState};
+use api::{ApiError, ErrorKind, InstanceInfo, ProfileSummary, Request, Response, Status};
+
+pub use paths::Flavor;
+
+/// Opens the profile store when a request needs it. Re-opened on every request that reads
+/// profiles, so `ferry profile add` in a terminal is seen by the running instance at once.
+pub type OpenStore = Arc<dyn Fn() -> Result<ProfileStore, String> + Send + Sync>;
+
+/// Called when a client asks for the window ([`Request::ShowWindow`]). `Err` says why none can
+/// be shown.
+pub type ShowWindow = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What an instance is made of.
+pub struct InstanceParts {
+    /// The one client source (kubeconfig pool + in-app clusters) for tunnels.
+    pub clients: Arc<dyn ClientSource>,
+    pub engine: EngineOptions,
+    pub open_store: OpenStore,
+    pub flavor: Flavor,
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+/// The handle to the instance. Clone freely.
+#[derive(Clone)]
+pub struct Instance {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    open_store: OpenStore,
+    info: Mutex<InstanceInfo>,
+    show_window: Mutex<Option<ShowWindow>>,
+    quit: CancellationToken,
+}
+
+impl Instance {
+    /// Starts the engine on `runtime`. No socket yet: [`server::Server::bind`] adds one.
+    pub fn new(runtime: &tokio::runtime::Handle, parts: InstanceParts) -> Self {
+        let engine = Engine::new(runtime, parts.clients, parts.engine);
+        let info = InstanceInfo {
+            ferry_version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            demo: parts.flavor == Flavor::Demo,
+            has_window: false,
+            started_at: jiff::Timestamp::now(),
+            socket: Default::default(),
+            log_file: parts.log_file,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                open_store: parts.open_store,
+                info: Mutex::new(info),
+                show_window: Mutex::new(None),
+                quit: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The engine (for in-process views that read snapshots directly).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Facts about this instance.
+    pub fn info(&self) -> InstanceInfo {
+        self.inner
+            .info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_socket(&self, socket: std::path::PathBuf) {
+        self.inner
+            .info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .socket = socket;
+    }
+
+    /// Lets [`Request::ShowWindow`] open the window (the GUI registers this).
+    pub fn set_show_window(&self, show: Option<ShowWindow>) {
+        self.inner
+            .info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .has_window = show.is_some();
+        *self
+            .inner
+            .show_window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = show;
+    }
+
+    /// Cancelled when a client sends [`Request::Quit`] (or [`Instance::quit`] is called).
+    pub fn quitting(&self) -> CancellationToken {
+        self.inner.quit.clone()
+    }
+
+    /// Asks the instance to end; whoever runs it awaits [`Instance::quitting`].
+    pub fn quit(&self) {
+        self.inner.quit.cancel();
+    }
+
+    /// Stops every tunnel and closes every listener, waiting at most `limit`.
+    pub async fn shutdown(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.inner.engine.shutdown()).await;
+    }
+
+    /// The current status (what [`Request::Status`] answers).
+    pub fn status(&self) -> Status {
+        Status {
+            instance: self.info(),
+            tunnels: self.inner.engine.list(),
+        }
+    }
+
+    /// Applies one request. Safe to call from many tasks at once.
+    pub async fn handle(&self, request: Request) -> Response {
+        match self.apply(request).await {
+            Ok(response) => response,
+            Err(error) => Response::Error(error),
+        }
+    }
+
+    async fn apply(&self, request: Request) -> Result<Response, ApiError> {
+        let engine = &self.inner.engine;
+        match request {
+            Request::Status => Ok(Response::Status(self.status())),
+            Request::Up { profiles } => self.up(profiles).await,
+            Request::Down { profiles, all } => self.down(profiles, all).await,
+            Request::AddTunnel { spec } => Ok(Response::TunnelAdded {
+                id: engine.start_from(spec, Origin::AdHoc),
+            }),
+            Request::WaitTunnel { id, timeout_ms } => {
+                let settled = |s: &TunnelSnapshot| {
+                    matches!(s.state, TunnelState::Active | TunnelState::Failed)
+                };
+                // A tunnel started a moment ago may not be published yet: wait for it too.
+                let timeout = Duration::from_millis(timeout_ms.min(10 * 60 * 1000));
+                match engine.wait_for(id, timeout, settled).await {
+                    Ok(snap) | Err(Some(snap)) => Ok(Response::Tunnel(Box::new(snap))),
+                    Err(None) => Err(unknown_tunnel(id)),
+                }
+            }
+            Request::StopTunnels { ids } => self.each(ids, Engine::stop),
+            Request::RestartTunnels { ids } => self.each(ids, Engine::restart),
+            Request::RemoveTunnels { ids } => self.each(ids, Engine::remove),
+            Request::ListProfiles => {
+                let store = self.store().await?;
+                let tunnels = engine.list();
+                let profiles = store
+                    .profiles()
+                    .iter()
+                    .map(|p| ProfileSummary {
+                        name: p.name.clone(),
+                        autostart: p.autostart,
+                        tunnels: p.tunnels.len(),
+                        running: tunnels
+                            .iter()
+                            .filter(|t| {
+                                t.origin.profile() == Some(p.name.as_str()) && t.state.can_serve()
+                            })
+                            .count(),
+                    })
+                    .collect();
+                Ok(Response::Profiles { profiles })
+            }
+            Request::ShowWindow => {
+                let show = self
+                    .inner
+                    .show_window
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match show {
+                    Some(show) => show()
+                        .map(|()| Response::Ok)
+                        .map_err(|e| ApiError::new(ErrorKind::Failed, e)),
+                    None => Err(ApiError::new(
+                        ErrorKind::Unsupported,
+                        "this Ferry instance runs without a window (`ferry daemon`); stop it with `ferry down --all` and quit it, or keep using the command line",
+                    )),
+                }
+            }
+            // Subscriptions are a property of a connection; the server handles them.
+            Request::Subscribe => Ok(Response::Ok),
+            Request::Quit => {
+                self.quit();
+                Ok(Response::Ok)
+            }
+        }
+    }
+
+    fn each(&self, ids: Vec<TunnelId>, act: fn(&Engine, TunnelId)) -> Result<Response, ApiError> {
+        let engine = &self.inner.engine;
+        let known = engine.list();
+        if let Some(missing) = ids.iter().find(|id| !known.iter().any(|s| s.id == **id)) {
+            return Err(unknown_tunnel(*missing));
+        }
+        for id in ids {
+            act(engine, id);
+        }
+        Ok(Response::Ok)
+    }
+
+    /// Opens the profile store off the async threads (it reads a file and may ask the keyring).
+    async fn store(&self) -> Result<ProfileStore, ApiError> {
+        let open = self.inner.open_store.clone();
+        tokio::task::spawn_blocking(move || open())
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Failed, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorKind::Failed, e))
+    }
+
+    async fn up(&self, names: Vec<String>) -> Result<Response, ApiError> {
+        let store = self.store().await?;
+        let profiles = choose(&store, &names)?;
+        let engine = &self.inner.engine;
+        let existing = engine.list();
+        let mut started = Vec::new();
+        let mut already_running = Vec::new();
+        for profile in &profiles {
+            let origin = Origin::Profile(profile.name.clone());
+            let mine: Vec<&TunnelSnapshot> =
+                existing.iter().filter(|s| s.origin == origin).collect();
+            for spec in profile.specs() {
+                // Within one profile's own tunnels, the spec says which saved tunnel it is.
+                match mine.iter().find(|s| &s.spec == spec) {
+                    Some(s)
+                        if s.state != TunnelState::Stopped && s.state != TunnelState::Failed =>
+                    {
+                        already_running.push(s.id)
+                    }
+                    Some(s) => {
+                        engine.restart(s.id);
+                        started.push(s.id);
+                    }
+                    None => started.push(engine.start_from(spec.clone(), origin.clone())),
+                }
+            }
+        }
+        Ok(Response::Started {
+            started,
+            already_running,
+        })
+    }
+
+    async fn down(&self, names: Vec<String>, all: bool) -> Result<Response, ApiError> {
+        let engine = &self.inner.engine;
+        let tunnels = engine.list();
+        let chosen: Vec<TunnelId> = if all {
+            tunnels.iter().map(|s| s.id).collect()
+        } else {
+            if names.is_empty() {
+                return Err(ApiError::new(
+                    ErrorKind::BadRequest,
+                    "name the profiles to stop, or ask for all tunnels",
+                ));
+            }
+            let store = self.store().await.ok();
+            for name in &names {
+                let saved = store.as_ref().is_some_and(|s| s.profile(name).is_some());
+                let running = tunnels.iter().any(|t| t.origin.profile() == Some(name));
+                if !saved && !running {
+                    return Err(unknown_profile(name, store.as_ref()));
+                }
+            }
+            tunnels
+                .iter()
+                .filter(|t| {
+                    t.origin
+                        .profile()
+                        .is_some_and(|p| names.iter().any(|n| n == p))
+                })
+                .map(|t| t.id)
+                .collect()
+        };
+        let mut stopped = Vec::new();
+        for id in chosen {
+            if let Some(s) = tunnels.iter().find(|s| s.id == id)
+                && s.state != TunnelState::Stopped
+            {
+                engine.stop(id);
+                stopped.push(id);
+            }
+        }
+        Ok(Response::Stopped { stopped })
+    }
+}
+
+fn unknown_tunnel(id: TunnelId) -> ApiError {
+    ApiError::new(
+        ErrorKind::UnknownTunnel,
+        format!("no tunnel {id} in this instance (see `ferry status`)"),
+    )
+}
+
+fn unknown_profile(name: &str, store: Option<&ProfileStore>) -> ApiError {
+    let known: Vec<&str> = store
+        .map(|s| s.profiles().iter().map(|p| p.name.as_str()).collect())
+        .unwrap_or_default();
+    ApiError::new(
+        ErrorKind::UnknownProfile,
+        format!(
+            "no profile named \"{name}\"; saved profiles: {} (see `ferry profile list`)",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ),
+    )
+}
+
+/// The named profiles, or the autostart ones; an unknown name is an error listing known ones.
+pub fn choose(store: &ProfileStore, names: &[String]) -> Result<Vec<Profile>, ApiError> {
+    if names.is_empty() {
+        let auto: Vec<Profile> = store
+            .profiles()
+            .iter()
+            .filter(|p| p.autostart)
+            .cloned()
+            .collect();
+        if auto.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                "no profile is marked autostart: name the profiles to start (`ferry up NAME`), see `ferry profile list`",
+            ));
+        }
+        return Ok(auto);
+    }
+    names
+        .iter()
+        .map(|name| {
+            store
+                .profile(name)
+                .cloned()
+                .ok_or_else(|| unknown_profile(name, Some(store)))
+        })
+        .collect()
+}

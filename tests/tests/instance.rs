@@ -1,0 +1,730 @@
+//! The instance end to end: `ferry daemon` started by the test, `ferry up`/`status`/`down`/
+//! `forward --detach` from separate processes, the control socket against garbage, huge lines,
+//! wrong versions, silent clients and 200 clients at once (a tunnel keeps serving throughout),
+//! a stale socket after SIGKILL, two simultaneous starts, another uid, and SIGTERM.
+//!
+//! Each test has its own HOME / XDG_* / FERRY_CONFIG_DIR, so its instance is private.
+//! The `ferry` binary must be built (`cargo build -p ferry`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_core::instance::api::{Request, Response};
+use ferry_core::instance::client::Client;
+use ferry_e2e::tunnels::{hit_pod, http_get};
+use ferry_e2e::{TestCluster, start_demo, wait_for};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+type Result = anyhow::Result<()>;
+
+/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
+fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ferry"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p ferry`",
+        bin.display()
+    );
+    bin
+}
+
+/// A private user environment: home, runtime, state and config folders.
+struct Env {
+    dir: TempDir,
+    kubeconfig: PathBuf,
+    /// Pids of daemons to kill if the test ends early.
+    pids: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Env {
+    fn new(cluster: &TestCluster) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ferry-inst-").tempdir()?;
+        for sub in ["home", "run", "state", "cache", "config"] {
+            std::fs::create_dir_all(dir.path().join(sub))?;
+        }
+        Ok(Self {
+            dir,
+            kubeconfig: cluster.kubeconfig().to_path_buf(),
+            pids: Default::default(),
+        })
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("run").join("ferry").join("instance.sock")
+    }
+
+    fn command(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("FERRY_CONFIG_DIR", self.path("config"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `ferry ARGS` to completion (60 s at most).
+    async fn ferry(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let child = self.command(&ferry_bin(), args).spawn()?;
+        Ok(tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await??)
+    }
+
+    /// Starts `ferry daemon` (not waiting for it).
+    fn spawn_daemon(&self) -> anyhow::Result<Child> {
+        let child = self.command(&ferry_bin(), &["daemon"]).spawn()?;
+        if let Some(pid) = child.id() {
+            self.pids.lock().unwrap().push(pid);
+        }
+        Ok(child)
+    }
+
+    /// Starts `ferry daemon` and waits until it answers on its socket.
+    async fn daemon(&self) -> anyhow::Result<Child> {
+        let child = self.spawn_daemon()?;
+        self.wait_listening().await?;
+        Ok(child)
+    }
+
+    async fn wait_listening(&self) -> anyhow::Result<Client> {
+        let socket = self.socket();
+        wait_for("the instance to listen", Duration::from_secs(20), || {
+            let socket = socket.clone();
+            async move { Client::connect_at(&socket).await.ok() }
+        })
+        .await
+    }
+
+    async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect_at(&self.socket()).await?)
+    }
+
+    /// `ferry status --json`, parsed.
+    async fn status(&self) -> anyhow::Result<Value> {
+        let out = self.ferry(&["status", "--json"]).await?;
+        anyhow::ensure!(out.status.success(), "status failed: {}", text(&out));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    fn write_profiles(&self, toml: &str) -> anyhow::Result<()> {
+        Ok(std::fs::write(
+            self.path("config").join("profiles.toml"),
+            toml,
+        )?)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for pid in self.pids.lock().unwrap().drain(..) {
+            signal(pid, "-KILL");
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tunnels(status: &Value) -> Vec<Value> {
+    status["tunnels"].as_array().cloned().unwrap_or_default()
+}
+
+/// The first IPv4 local address of a tunnel in `status --json`.
+fn local_v4(tunnel: &Value) -> Option<SocketAddr> {
+    tunnel["ports"][0]["local"]
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str()?.parse::<SocketAddr>().ok())
+        .find(SocketAddr::is_ipv4)
+}
+
+const WEB_PROFILES: &str = r#"version = 1
+
+[[profile]]
+name = "web"
+
+[[profile.tunnel]]
+context = "demo"
+namespace = "default"
+target = "svc/kubia"
+ports = ["0:80"]
+
+[[profile]]
+name = "same-spec"
+
+[[profile.tunnel]]
+context = "demo"
+namespace = "default"
+target = "svc/kubia"
+ports = ["0:80"]
+"#;
+
+async fn cluster() -> anyhow::Result<TestCluster> {
+    let cluster = start_demo().await?;
+    let client = cluster.client("demo").await?;
+    ferry_e2e::tunnels::wait_ready_pods(&client, "app=kubia", 3).await?;
+    Ok(cluster)
+}
+
+/// Waits until `status --json` shows a tunnel matching `pick`, returning it.
+async fn wait_tunnel(
+    env: &Env,
+    what: &str,
+    pick: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = env.status().await?;
+        if let Some(t) = tunnels(&status).into_iter().find(&pick) {
+            return Ok(t);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no tunnel {what} in {status:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn daemon_up_status_down_from_separate_processes_and_sigterm_closes_all() -> Result {
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    env.write_profiles(WEB_PROFILES)?;
+
+    let out = env.ferry(&["status"]).await?;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no instance yet: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no Ferry instance is running"),
+        "{}",
+        text(&out)
+    );
+    let out = env.ferry(&["down", "web"]).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+
+    let mut daemon = env.daemon().await?;
+    let out = env.ferry(&["up", "web"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("started 1 tunnel"),
+        "{}",
+        text(&out)
+    );
+
+    let web = wait_tunnel(&env, "of web, active", |t| {
+        t["origin"]["profile"] == "web" && t["state"] == "active"
+    })
+    .await?;
+    let addr = local_v4(&web).expect("web listens on IPv4");
+    let pod = hit_pod(&http_get(addr, "/").await?).expect("kubia answers through the tunnel");
+    assert!(pod.starts_with("kubia-"), "{pod}");
+
+    // A second profile with the very same spec is its own tunnel with its own origin.
+    let out = env.ferry(&["up", "same-spec"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    wait_tunnel(&env, "of same-spec, active", |t| {
+        t["origin"]["profile"] == "same-spec" && t["state"] == "active"
+    })
+    .await?;
+    // Up again: nothing new starts.
+    let out = env.ferry(&["up", "web"]).await?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("started 0 tunnel(s) of web"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 already running"),
+        "{}",
+        text(&out)
+    );
+
+    let table = env.ferry(&["status"]).await?;
+    let shown = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.status.success(), "{}", text(&table));
+    for needle in [
+        "ORIGIN",
+        "profile web",
+        "profile same-spec",
+        "active",
+        "demo/default svc/kubia",
+    ] {
+        assert!(shown.contains(needle), "{needle} missing in:\n{shown}");
+    }
+    let status = env.status().await?;
+    let log = status["instance"]["log_file"]
+        .as_str()
+        .expect("a log file is named");
+    assert!(
+        log.starts_with(env.path("state").to_str().unwrap()),
+        "{log}"
+    );
+    assert!(Path::new(log).is_file(), "{log} exists");
+
+    let out = env.ferry(&["up", "nosuch"]).await?;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no profile named \"nosuch\""),
+        "{}",
+        text(&out)
+    );
+
+    let out = env.ferry(&["down", "web"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stopped 1 tunnel"),
+        "{}",
+        text(&out)
+    );
+    wait_tunnel(&env, "of web, stopped", |t| {
+        t["origin"]["profile"] == "web" && t["state"] == "stopped"
+    })
+    .await?;
+    wait_for("web's port to close", Duration::from_secs(5), || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    let status = env.status().await?;
+    let same = tunnels(&status)
+        .into_iter()
+        .find(|t| t["origin"]["profile"] == "same-spec")
+        .expect("same-spec listed");
+    assert_eq!(same["state"], "active", "down web left same-spec alone");
+    let other = local_v4(&same).expect("same-spec listens");
+
+    // SIGTERM: every listener (tunnel and control socket) closed within 2 s.
+    let pid = daemon.id().expect("running");
+    let sent = Instant::now();
+    assert!(signal(pid, "-TERM"));
+    let exit = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await??;
+    let took = sent.elapsed();
+    assert!(exit.success(), "a clean stop: {exit:?}");
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+    assert!(
+        tokio::net::TcpStream::connect(other).await.is_err(),
+        "tunnel port closed"
+    );
+    assert!(
+        UnixStream::connect(env.socket()).await.is_err(),
+        "control socket closed"
+    );
+    assert!(!env.socket().exists(), "socket file removed");
+    let out = env.ferry(&["status"]).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    Ok(())
+}
+
+#[tokio::test]
+async fn forward_detach_starts_a_daemon_and_the_tunnel_outlives_the_cli() -> Result {
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    let out = env
+        .ferry(&[
+            "forward",
+            "svc/kubia",
+            "0:80",
+            "--context",
+            "demo",
+            "--detach",
+        ])
+        .await?;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Forwarding from 127.0.0.1:"))
+        .unwrap_or_else(|| panic!("a Forwarding line in {stdout}"));
+    let addr: SocketAddr = line["Forwarding from ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()?;
+    let status = env.status().await?;
+    let pid = status["instance"]["pid"].as_u64().expect("pid") as u32;
+    env.pids.lock().unwrap().push(pid);
+    // The CLI has exited; the daemon it started serves the tunnel.
+    assert!(hit_pod(&http_get(addr, "/").await?).is_some());
+    let tunnel = &tunnels(&status)[0];
+    assert_eq!(tunnel["origin"], "ad-hoc");
+    assert_eq!(tunnel["state"], "active");
+    assert_eq!(status["instance"]["has_window"], false);
+
+    // A second --detach uses the same daemon; a port in use fails with exit 1 and a reason.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let out = env
+        .ferry(&[
+            "forward",
+            "svc/kubia",
+            &format!("{port}:80"),
+            "--context",
+            "demo",
+            "--address",
+            "127.0.0.1",
+            "--detach",
+        ])
+        .await?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&port.to_string()),
+        "{}",
+        text(&out)
+    );
+    let status = env.status().await?;
+    assert_eq!(
+        status["instance"]["pid"].as_u64(),
+        Some(pid as u64),
+        "same daemon"
+    );
+    // Removal is applied by the engine a moment later.
+    wait_for(
+        "the failed tunnel to be taken away",
+        Duration::from_secs(5),
+        || async {
+            let status = env.status().await.ok()?;
+            (tunnels(&status).len() == 1).then_some(())
+        },
+    )
+    .await?;
+
+    let mut client = env.client().await?;
+    assert_eq!(client.request(Request::Quit).await?, Response::Ok);
+    wait_for("the daemon to exit", Duration::from_secs(5), || async {
+        (!signal(pid, "-0")).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// A line of JSON from a raw connection (5 s at most).
+async fn read_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+) -> anyhow::Result<Option<Value>> {
+    match tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await?? {
+        Some(line) => Ok(Some(serde_json::from_str(&line)?)),
+        None => Ok(None),
+    }
+}
+
+async fn raw(
+    env: &Env,
+) -> anyhow::Result<(
+    tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    tokio::net::unix::OwnedWriteHalf,
+)> {
+    let (read, write) = UnixStream::connect(env.socket()).await?.into_split();
+    Ok((BufReader::new(read).lines(), write))
+}
+
+const HELLO: &[u8] = b"{\"hello\":{\"version\":1,\"client\":\"test\"}}\n";
+
+#[tokio::test]
+async fn bad_clients_never_disturb_the_instance_or_its_tunnel() -> Result {
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    let _daemon = env.daemon().await?;
+    let out = env
+        .ferry(&[
+            "forward",
+            "svc/kubia",
+            "0:80",
+            "--context",
+            "demo",
+            "--detach",
+        ])
+        .await?;
+    assert!(out.status.success(), "{}", text(&out));
+    let status = env.status().await?;
+    let addr = local_v4(&tunnels(&status)[0]).expect("listening");
+
+    // Traffic through the tunnel for the whole test.
+    let stop = new_flag();
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http_get(addr, "/").await {
+                    Ok(body) if hit_pod(&body).is_some() => ok += 1,
+                    Ok(body) => failed.push(body),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        })
+    };
+
+    // Garbage before the hello: an error line, then the connection is closed.
+    let (mut lines, mut write) = raw(&env).await?;
+    write.write_all(b"\x00\xff garbage {{{\n").await?;
+    let answer = read_line(&mut lines).await?.expect("an error line");
+    assert_eq!(answer["error"]["error"]["kind"], "bad-request", "{answer}");
+    assert_eq!(
+        read_line(&mut lines).await?,
+        None,
+        "closed after a bad hello"
+    );
+
+    // Garbage after the hello: an error line, and the connection still serves.
+    let (mut lines, mut write) = raw(&env).await?;
+    write.write_all(HELLO).await?;
+    let hello = read_line(&mut lines).await?.expect("hello");
+    assert_eq!(hello["hello"]["version"], 1, "{hello}");
+    write
+        .write_all(b"not json\n{\"request\":{\"id\":5,\"request\":{\"type\":\"format-disk\"}}}\n")
+        .await?;
+    let first = read_line(&mut lines).await?.expect("error for not json");
+    assert_eq!(first["error"]["error"]["kind"], "bad-request", "{first}");
+    let second = read_line(&mut lines)
+        .await?
+        .expect("error for the unknown request");
+    assert_eq!(second["error"]["id"], 5, "the id is echoed: {second}");
+    write
+        .write_all(b"{\"request\":{\"id\":6,\"request\":{\"type\":\"status\"}}}\n")
+        .await?;
+    let status = read_line(&mut lines).await?.expect("status answer");
+    assert_eq!(status["response"]["id"], 6);
+    assert_eq!(status["response"]["response"]["type"], "status", "{status}");
+
+    // A 10 MB line: refused as too long, connection closed.
+    let (mut lines, mut write) = raw(&env).await?;
+    write.write_all(HELLO).await?;
+    read_line(&mut lines).await?.expect("hello");
+    let big = vec![b'a'; 10 * 1024 * 1024];
+    let writer = tokio::spawn(async move {
+        // The instance stops reading after 1 MiB; the rest may fail to send.
+        let _ = write.write_all(&big).await;
+        let _ = write.write_all(b"\n").await;
+    });
+    let answer = read_line(&mut lines).await?.expect("too-long error");
+    assert_eq!(answer["error"]["error"]["kind"], "too-long", "{answer}");
+    assert_eq!(
+        read_line(&mut lines).await?,
+        None,
+        "closed after a too-long line"
+    );
+    let _ = writer.await;
+
+    // A wrong protocol version: refused with both versions named.
+    let (mut lines, mut write) = raw(&env).await?;
+    write.write_all(b"{\"hello\":{\"version\":999}}\n").await?;
+    let answer = read_line(&mut lines).await?.expect("version error");
+    assert_eq!(answer["error"]["error"]["kind"], "version", "{answer}");
+    let message = answer["error"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("999") && message.contains('1'),
+        "{message}"
+    );
+    assert_eq!(read_line(&mut lines).await?, None);
+
+    // Silent clients (never a hello) and a client that vanishes mid-line.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(UnixStream::connect(env.socket()).await?);
+    }
+    {
+        let mut half = UnixStream::connect(env.socket()).await?;
+        half.write_all(b"{\"hello\":{\"vers").await?;
+    }
+    let started = Instant::now();
+    let out = env.ferry(&["status", "--json"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "status answered while clients are silent"
+    );
+
+    // 200 clients at once, each asking for the status.
+    let socket = env.socket();
+    let mut many = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let socket = socket.clone();
+        many.spawn(async move {
+            let mut client = Client::connect_at(&socket).await?;
+            match client.request(Request::Status).await? {
+                Response::Status(s) => Ok::<usize, anyhow::Error>(s.tunnels.len()),
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = many.join_next().await {
+        assert_eq!(done??, 1);
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = traffic.await?;
+    assert!(
+        failed.is_empty(),
+        "the tunnel failed while clients misbehaved: {failed:?}"
+    );
+    assert!(ok >= 1, "no request went through during the test");
+    assert!(
+        hit_pod(&http_get(addr, "/").await?).is_some(),
+        "the tunnel still serves after all of it"
+    );
+    drop(silent);
+    Ok(())
+}
+
+fn new_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+#[tokio::test]
+async fn a_stale_socket_is_replaced_and_two_starts_leave_one() -> Result {
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    let mut first = env.daemon().await?;
+    let first_pid = first.id().expect("running");
+    assert!(signal(first_pid, "-KILL"));
+    first.wait().await?;
+    assert!(
+        env.socket().exists(),
+        "SIGKILL leaves the socket file behind"
+    );
+    assert!(
+        UnixStream::connect(env.socket()).await.is_err(),
+        "nobody listens on it"
+    );
+
+    let mut second = env.daemon().await?;
+    let status = env.status().await?;
+    assert_eq!(
+        status["instance"]["pid"].as_u64(),
+        second.id().map(u64::from)
+    );
+    assert!(signal(second.id().expect("running"), "-TERM"));
+    assert!(second.wait().await?.success());
+
+    // Two at the same moment: exactly one keeps running, the other says why and exits 1.
+    let a = env.spawn_daemon()?;
+    let b = env.spawn_daemon()?;
+    let (a_pid, b_pid) = (a.id().unwrap(), b.id().unwrap());
+    let mut children = [a, b];
+    let exited = wait_for("one of the two to give up", Duration::from_secs(20), || {
+        let found = children
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (i, s)));
+        async move { found }
+    })
+    .await?;
+    let (loser, status) = exited;
+    assert_eq!(status.code(), Some(1), "the second start fails cleanly");
+    let mut stderr = String::new();
+    if let Some(mut err) = children[loser].stderr.take() {
+        use tokio::io::AsyncReadExt;
+        err.read_to_string(&mut stderr).await?;
+    }
+    assert!(stderr.contains("already running"), "{stderr}");
+    let winner = if loser == 0 { b_pid } else { a_pid };
+    let running = env.status().await?;
+    assert_eq!(running["instance"]["pid"].as_u64(), Some(winner as u64));
+    assert!(
+        children[1 - loser].try_wait()?.is_none(),
+        "the winner keeps running"
+    );
+    Ok(())
+}
+
+/// Runs the client as `nobody`; the test runs as root (in CI it must: never skipped there).
+#[tokio::test]
+async fn another_user_cannot_connect() -> Result {
+    let uid = std::process::Command::new("id").arg("-u").output()?;
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    if !root {
+        assert!(
+            !ferry_e2e::is_ci(),
+            "under CI this test must run as root, to run the client as another user"
+        );
+        eprintln!("SKIPPED another_user_cannot_connect: needs root to switch users");
+        return Ok(());
+    }
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    let _daemon = env.daemon().await?;
+    // A copy of the binary that `nobody` may run.
+    let bin_dir = tempfile::Builder::new().prefix("ferry-bin-").tempdir()?;
+    let bin = bin_dir.path().join("ferry");
+    std::fs::copy(ferry_bin(), &bin)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(env.path("run"), std::fs::Permissions::from_mode(0o755))?;
+
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = env.command(Path::new("setpriv"), &[]);
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&bin)
+            .args(args);
+        cmd
+    };
+    // The folder is 0700: the socket cannot even be reached.
+    let out = as_nobody(&["status", "--json"]).output().await?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "nothing shown: {}", text(&out));
+
+    // Even with the folder and socket opened up, the peer uid check closes the connection.
+    let ferry_dir = env.path("run").join("ferry");
+    std::fs::set_permissions(&ferry_dir, std::fs::Permissions::from_mode(0o777))?;
+    std::fs::set_permissions(env.socket(), std::fs::Permissions::from_mode(0o666))?;
+    let out = as_nobody(&["status", "--json"]).output().await?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "nothing shown: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("closed the connection"),
+        "{}",
+        text(&out)
+    );
+    // The owner still gets in.
+    let out = env.ferry(&["status", "--json"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    Ok(())
+}
