@@ -118,8 +118,17 @@ impl Client {
         let mut line =
             serde_json::to_vec(message).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
-        self.write.write_all(&line).await?;
-        Ok(())
+        // The instance closing first (e.g. refusing another user before reading the hello)
+        // shows up here as a broken pipe: that is a closed connection, as on the read side.
+        self.write
+            .write_all(&line)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                    ClientError::Closed
+                }
+                _ => ClientError::Io(e),
+            })
     }
 
     async fn read(&mut self) -> Result<ServerMessage, ClientError> {
