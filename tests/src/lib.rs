@@ -285,3 +285,21 @@ where
         ),
     }
 }
+
+/// The `ferry` binary of this build: `target/<profile>/ferry`, next to the running test's own
+/// `deps/` directory. Panics with what to do when it has not been built (`cargo build -p ferry`;
+/// `tests/run` builds every target first).
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ferry"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p ferry`",
+        bin.display()
+    );
+    bin
+}

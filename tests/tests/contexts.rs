@@ -2,27 +2,13 @@
 //! current context and namespaces, for kubesim's kubeconfig and for a merged `KUBECONFIG` list.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use ferry_e2e::ferry_bin;
 use ferry_e2e::{kubectl_binary, start_demo};
 
 type Result = anyhow::Result<()>;
-
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 fn run(binary: &Path, kubeconfig: &str, args: &[&str]) -> Output {
     Command::new(binary)

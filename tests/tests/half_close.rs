@@ -7,10 +7,10 @@
 //! The `ferry` binary must be built (`cargo build -p ferry`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use ferry_e2e::ferry_bin;
 use ferry_e2e::tunnels::{local_v4, spec_in, tunnel_env};
 use ferry_e2e::{read_until, start_demo};
 use sha2::{Digest, Sha256};
@@ -19,22 +19,6 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 type Result = anyhow::Result<()>;
-
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 /// Bytes for the big case: 200 MB unless `FERRY_E2E_HALF_CLOSE_BYTES` says otherwise.
 fn big_size() -> usize {

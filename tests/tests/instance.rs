@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferry_core::instance::api::{Request, Response};
 use ferry_core::instance::client::Client;
+use ferry_e2e::ferry_bin;
 use ferry_e2e::tunnels::{hit_pod, http_get};
 use ferry_e2e::{TestCluster, start_demo, wait_for};
 use serde_json::Value;
@@ -22,22 +23,6 @@ use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 type Result = anyhow::Result<()>;
-
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 /// A private user environment: home, runtime, state and config folders.
 struct Env {

@@ -5,32 +5,17 @@
 //! Runs the real `ferry` binary against kubesim (`cargo build -p ferry` first).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use ferry_e2e::ferry_bin;
 use ferry_e2e::tunnels::{hit_pod, http_get, wait_ready_pods};
 use ferry_e2e::{read_until, start_demo};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 type Result = anyhow::Result<()>;
-
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 fn forward(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Child> {
     Ok(Command::new(ferry_bin())

@@ -9,24 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+use ferry_e2e::ferry_bin;
 use ferry_e2e::start_demo;
 use kube::config::Kubeconfig;
-
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 const TOKEN: &str = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c";
 const STDERR_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl";

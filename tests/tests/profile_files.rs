@@ -7,21 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
+use ferry_e2e::ferry_bin;
 
 /// Runs `ferry ARGS` with `config` as its config dir and no kubeconfig.
 pub fn ferry(config: &Path, args: &[&str]) -> Output {

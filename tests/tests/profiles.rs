@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,23 +18,9 @@ use ferry_core::secrets::MemorySecrets;
 use ferry_core::spec::{LocalPort, PortSpec, Target, TunnelSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const KFTRAY: &str = include_str!("../fixtures/kftray-export.json");
+use ferry_e2e::ferry_bin;
 
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
+const KFTRAY: &str = include_str!("../fixtures/kftray-export.json");
 
 /// Runs `ferry ARGS` with its own config dir and no kubeconfig.
 fn ferry(config: &Path, args: &[&str]) -> Output {
