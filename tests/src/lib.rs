@@ -17,6 +17,7 @@ use tempfile::TempDir;
 
 pub use kubesim;
 
+pub mod delay_proxy;
 pub mod kubectl_forward;
 pub mod streams;
 pub mod tunnels;
@@ -296,10 +297,12 @@ pub fn ferry_bin() -> PathBuf {
         .and_then(Path::parent)
         .map(|d| d.join("ferry"))
         .expect("target directory");
+    let release = bin.parent().and_then(Path::file_name) == Some("release".as_ref());
     assert!(
         bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
+        "{} is missing: build it with `cargo build {}-p ferry`",
+        bin.display(),
+        if release { "--release " } else { "" }
     );
     bin
 }

@@ -85,6 +85,29 @@ async fn http_hello_echoes_headers_and_streams_bytes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An upload (`POST`, as `curl -T` or the benchmark sends) is read to its end and counted, so
+/// its answer proves the container got every byte; a short body is reported as broken.
+#[tokio::test]
+async fn http_hello_counts_an_uploaded_body() -> anyhow::Result<()> {
+    let tc = start_empty().await?;
+    let client = tc.client("demo").await?;
+    create_running_pod(&client, test_pod("hello-up", false)).await?;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let mut pf = pods.portforward("hello-up", &[80]).await?;
+    let mut stream = pf.take_stream(80).context("no stream")?;
+    let size = 3_000_001usize;
+    let head = format!("POST /upload HTTP/1.1\r\nHost: pod\r\nContent-Length: {size}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&vec![7u8; size]).await?;
+    let text = read_until(&mut stream, "bytes\n").await?;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with(&format!("received {size} bytes\n")),
+        "{text}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn two_ports_share_one_websocket() -> anyhow::Result<()> {
     let tc = start_empty().await?;

@@ -593,7 +593,12 @@ type HttpBody = BoxBody<Bytes, Infallible>;
 async fn serve_http(stream: TcpStream, ctx: ConnContext) -> std::io::Result<()> {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(http_hello(&req, &ctx)) }
+        async move {
+            if matches!(*req.method(), hyper::Method::POST | hyper::Method::PUT) {
+                return Ok::<_, Infallible>(receive_upload(req, &ctx).await);
+            }
+            Ok::<_, Infallible>(http_hello(&req, &ctx))
+        }
     });
     hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -602,8 +607,41 @@ async fn serve_http(stream: TcpStream, ctx: ConnContext) -> std::io::Result<()> 
         .map_err(std::io::Error::other)
 }
 
+/// An upload to `http-hello` (`POST`/`PUT` with any path, as `curl -T` sends): the body is read
+/// to its end and thrown away, and the answer is `received N bytes\n` — so an upload is timed
+/// from its first byte to the moment the container has all of it.
+async fn receive_upload(
+    req: hyper::Request<hyper::body::Incoming>,
+    ctx: &ConnContext,
+) -> hyper::Response<HttpBody> {
+    let (parts, mut body) = req.into_parts();
+    let mut received: u64 = 0;
+    let (status, text) = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    received += data.len() as u64;
+                }
+            }
+            Some(Err(e)) => break (400, format!("upload broken after {received} bytes: {e}\n")),
+            None => break (200, format!("received {received} bytes\n")),
+        }
+    };
+    ctx.log.write(format!(
+        "\"{} {} {:?}\" {status} {received}",
+        parts.method, parts.uri, parts.version
+    ));
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-length", text.len())
+        .body(full(text))
+        .unwrap_or_else(|_| hyper::Response::new(full(String::new())))
+}
+
 /// The `http-hello` application: `/` and anything else → `You've hit <pod>\n`; `/headers` →
-/// the request headers, one `name: value` per line; `/bytes/N` → N bytes (`i % 256`).
+/// the request headers, one `name: value` per line; `/bytes/N` → N bytes (`i % 256`). Uploads
+/// go to [`receive_upload`].
 fn http_hello<B>(req: &hyper::Request<B>, ctx: &ConnContext) -> hyper::Response<HttpBody> {
     let path = req.uri().path();
     let (status, len, body): (u16, u64, HttpBody) = if path == "/headers" {
