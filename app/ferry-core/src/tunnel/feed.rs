@@ -45,6 +45,8 @@ pub struct FeedState<K> {
     pub error: Option<FeedError>,
     /// Re-lists that followed a failure or a clock jump (not the routine quiet refresh).
     pub recoveries: u64,
+    /// When the watch last delivered something: evidence that the server answered then.
+    pub heard: Option<std::time::Instant>,
 }
 
 impl<K> Clone for FeedState<K> {
@@ -55,6 +57,7 @@ impl<K> Clone for FeedState<K> {
             session: self.session,
             error: self.error.clone(),
             recoveries: self.recoveries,
+            heard: self.heard,
         }
     }
 }
@@ -67,6 +70,7 @@ impl<K> Default for FeedState<K> {
             session: 0,
             error: None,
             recoveries: 0,
+            heard: None,
         }
     }
 }
@@ -82,6 +86,9 @@ pub struct FeedError {
     /// Failures in a row, and the delay before the next try.
     pub attempt: u32,
     pub retry_in: Duration,
+    /// The last moment the watch had news from the server (its last event, or when its
+    /// request was sent): anything the server said after it outdates this error.
+    pub since: std::time::Instant,
 }
 
 /// A handle to one shared watch. The watch stops when the last handle is dropped.
@@ -292,21 +299,29 @@ where
         let mut quiet_until = deadline + self.settings.quiet_relist;
         let mut listed = false;
         let mut relist: Option<BTreeMap<String, K>> = None;
+        let mut since = std::time::Instant::now();
         loop {
             let event = tokio::select! {
                 e = stream.next() => e,
                 () = tokio::time::sleep_until(quiet_until), if listed => return Ended::Quiet,
                 _ = self.settings.clock.changed() => return Ended::Rewatch,
-                () = self.poke.notified() => return Ended::Failed(self.unreachable("a connection could not reach the API server")),
+                () = self.poke.notified() => return Ended::Failed(self.unreachable("a connection could not reach the API server", since)),
                 () = tokio::time::sleep_until(deadline), if !listed => {
                     let text = format!("no answer to a list within {} s", self.settings.list_timeout.as_secs());
-                    return Ended::Failed(self.unreachable(&text));
+                    return Ended::Failed(self.unreachable(&text, since));
                 }
             };
             match event {
-                None => return Ended::Failed(self.unreachable("the watch ended")),
-                Some(Err(err)) => return Ended::Failed(self.classify(&err)),
+                None => return Ended::Failed(self.unreachable("the watch ended", since)),
+                Some(Err(err)) => return Ended::Failed(self.classify(&err, since)),
                 Some(Ok(event)) => {
+                    since = std::time::Instant::now();
+                    // Recorded without waking subscribers: the event itself wakes them if it
+                    // changes anything.
+                    self.tx.send_if_modified(|s| {
+                        s.heard = Some(since);
+                        false
+                    });
                     quiet_until = tokio::time::Instant::now() + self.settings.quiet_relist;
                     if self.apply(event, &mut relist, *recovering) {
                         listed = true;
@@ -354,7 +369,7 @@ where
         false
     }
 
-    fn unreachable(&self, reason: &str) -> FeedError {
+    fn unreachable(&self, reason: &str, since: std::time::Instant) -> FeedError {
         let err = ClusterError::Unreachable {
             context: self.context.clone(),
             url: self.url.clone(),
@@ -366,10 +381,11 @@ where
             unreachable: true,
             attempt: 0,
             retry_in: Duration::ZERO,
+            since,
         }
     }
 
-    fn classify(&self, err: &watcher::Error) -> FeedError {
+    fn classify(&self, err: &watcher::Error, since: std::time::Instant) -> FeedError {
         let err = ClusterError::from_watcher(&self.context, &self.url, &self.access, err);
         FeedError {
             message: err.to_string(),
@@ -377,6 +393,7 @@ where
             unreachable: matches!(err, ClusterError::Unreachable { .. }),
             attempt: 0,
             retry_in: Duration::ZERO,
+            since,
         }
     }
 }
