@@ -94,7 +94,7 @@ pub struct FeedError {
 /// A handle to one shared watch. The watch stops when the last handle is dropped.
 pub struct Feed<K> {
     state: watch::Receiver<FeedState<K>>,
-    poke: Arc<Notify>,
+    poke: Arc<Poke>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -104,9 +104,36 @@ impl<K> Feed<K> {
         self.state.clone()
     }
 
-    /// Ask the feed to re-establish its watch now (a connection found the server unreachable).
-    pub fn poke(&self) {
-        self.poke.notify_one();
+    /// Ask the feed to re-establish its watch now: a connection attempt that started at
+    /// `attempt` found the server unreachable. Ignored when the watch has heard from the server
+    /// since then (the attempt was stuck in a pause that has ended), so a late failure never
+    /// breaks a watch that works.
+    pub fn poke(&self, attempt: std::time::Instant) {
+        self.poke.raise(attempt);
+    }
+}
+
+/// Pokes from connections, with the start of the latest attempt that found the server
+/// unreachable, so the feed can tell news from old news.
+#[derive(Default)]
+struct Poke {
+    latest: Mutex<Option<std::time::Instant>>,
+    wake: Notify,
+}
+
+impl Poke {
+    fn raise(&self, attempt: std::time::Instant) {
+        {
+            let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+            *latest = (*latest).max(Some(attempt));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether an attempt that started after `heard` found the server unreachable.
+    fn since(&self, heard: std::time::Instant) -> bool {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest.is_some_and(|at| at > heard)
     }
 }
 
@@ -208,7 +235,7 @@ where
         return feed;
     }
     let (tx, rx) = watch::channel(FeedState::default());
-    let poke = Arc::new(Notify::new());
+    let poke = Arc::new(Poke::default());
     let stop = CancellationToken::new();
     let task = FeedTask {
         api: Api::namespaced(kube.client.clone(), namespace),
@@ -245,7 +272,7 @@ struct FeedTask<K: Clone> {
     context: String,
     url: String,
     settings: FeedSettings,
-    poke: Arc<Notify>,
+    poke: Arc<Poke>,
     tx: watch::Sender<FeedState<K>>,
 }
 
@@ -305,7 +332,12 @@ where
                 e = stream.next() => e,
                 () = tokio::time::sleep_until(quiet_until), if listed => return Ended::Quiet,
                 _ = self.settings.clock.changed() => return Ended::Rewatch,
-                () = self.poke.notified() => return Ended::Failed(self.unreachable("a connection could not reach the API server", since)),
+                () = self.poke.wake.notified() => {
+                    if self.poke.since(since) {
+                        return Ended::Failed(self.unreachable("a connection could not reach the API server", since));
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep_until(deadline), if !listed => {
                     let text = format!("no answer to a list within {} s", self.settings.list_timeout.as_secs());
                     return Ended::Failed(self.unreachable(&text, since));

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,9 +36,6 @@ const DOWN_BUFFER: usize = 256 * 1024;
 
 /// Copy buffer from the local client to the pod.
 const UP_BUFFER: usize = 64 * 1024;
-
-/// How often a connection of a degraded tunnel checks whether a pod has replied.
-const REPLY_CHECK: Duration = Duration::from_millis(50);
 
 /// A port-forward request unanswered this long makes the tunnel say "API server unreachable"
 /// (the attempt itself may go on until `connect_timeout`): a paused or cut-off server shows
@@ -124,27 +121,11 @@ async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) 
     };
     tokio::select! {
         () = copy(path, client, stream, HalfClose::Unsupported) => {}
-        () = confirm_reply(&path.cell) => {}
         message = pod_error => {
             path.cell.attempt_failed(opened, peer, format!("pod {}: {}", pick.pod, message.trim()));
         }
     }
     forwarder.abort();
-}
-
-/// While the tunnel is degraded or unreachable, watch for the first bytes a pod sends back:
-/// that reply (not a stream merely opening) is the evidence that clears the state. Never
-/// completes.
-async fn confirm_reply(cell: &TunnelCell) {
-    if cell.wants_evidence() {
-        let load = || cell.counters.bytes_received.load(Ordering::Relaxed);
-        let before = load();
-        while load() == before {
-            tokio::time::sleep(REPLY_CHECK).await;
-        }
-        cell.pod_replied();
-    }
-    std::future::pending().await
 }
 
 /// Whether the stream to the pod can carry a half-close ("no more data from me") while data
@@ -225,6 +206,11 @@ where
         (end, up_reader.into_inner().inner, pod_write)
     };
     let down = async {
+        // The pod's first bytes (not a stream merely opening) are the evidence that the path
+        // works, which clears "degraded". Checked once per connection, as the data arrives.
+        if matches!(down_reader.fill_buf().await, Ok(chunk) if !chunk.is_empty()) {
+            path.cell.pod_replied();
+        }
         let _ = tokio::io::copy_buf(&mut down_reader, &mut down_writer).await;
         let _ = down_writer.inner.shutdown().await;
     };

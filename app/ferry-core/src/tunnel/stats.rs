@@ -388,19 +388,24 @@ impl TunnelCell {
         }
     }
 
-    /// The watches last heard from the API server at `heard`: whether that makes it reachable
-    /// (it does unless an attempt that started later found it unreachable). Records the
-    /// answer; the caller sets `api_reachable` in its own update.
+    /// The watches last heard from the API server at `heard`: whether the server counts as
+    /// reachable now. News newer than the latest attempt that found it unreachable makes it
+    /// reachable; older news changes nothing (the state stays what the latest evidence said).
+    /// Records the answer; the caller sets `api_reachable` in its own update.
     pub(crate) fn api_heard(&self, heard: Option<Instant>) -> bool {
         let mut status = self.lock();
-        let Some(heard) = heard else {
-            return status.facts.api_reachable;
-        };
-        if status.unreachable_at.is_some_and(|u| u >= heard) {
-            return false;
+        match heard {
+            Some(heard) if status.unreachable_at.is_none_or(|u| u < heard) => {
+                status.api_answered = status.api_answered.max(Some(heard));
+                true
+            }
+            _ => status.facts.api_reachable,
         }
-        status.api_answered = status.api_answered.max(Some(heard));
-        true
+    }
+
+    /// When the latest attempt that found the API server unreachable started.
+    pub(crate) fn unreachable_since(&self) -> Option<Instant> {
+        self.lock().unreachable_at
     }
 
     /// An attempt that started at `started` found the API server unreachable. Returns whether
@@ -416,12 +421,6 @@ impl TunnelCell {
         }
         self.update_facts(|f| f.api_reachable = false);
         true
-    }
-
-    /// Whether the tunnel is degraded or unreachable, so a pod's reply would be news.
-    pub(crate) fn wants_evidence(&self) -> bool {
-        let status = self.lock();
-        status.facts.last_attempt_error.is_some() || !status.facts.api_reachable
     }
 
     /// A pod replied through the tunnel: the data path works, which clears "degraded".
@@ -607,5 +606,28 @@ mod tests {
         assert_eq!(cell.state(), TunnelState::Active);
         assert!(cell.api_unreachable(Instant::now()));
         assert_eq!(cell.state(), TunnelState::Waiting);
+    }
+
+    #[test]
+    fn watch_news_older_than_an_unreachable_attempt_changes_nothing() {
+        let (cell, _) = cell(16);
+        cell.update_facts(|f| {
+            f.listening = true;
+            f.resolved = true;
+            f.ready_pods = 1;
+        });
+        let heard = Instant::now();
+        let attempt = heard + std::time::Duration::from_millis(1);
+        assert!(cell.api_unreachable(attempt));
+        assert_eq!(cell.unreachable_since(), Some(attempt));
+        assert!(
+            !cell.api_heard(Some(heard)),
+            "old news keeps it unreachable"
+        );
+        // A connection got through since: old watch news does not make it unreachable again.
+        cell.api_answered();
+        assert_eq!(cell.state(), TunnelState::Active);
+        assert!(cell.api_heard(Some(heard)), "old news keeps it reachable");
+        assert!(cell.api_heard(Some(attempt + std::time::Duration::from_millis(1))));
     }
 }

@@ -53,7 +53,8 @@ struct View {
     siblings: Vec<String>,
     /// The namespace holds no pod and no object of the target's kind: it may not exist.
     empty_namespace: bool,
-    /// When every watch had last heard from the server (the oldest of them).
+    /// When a watch last heard from the server (the newest of them): any answer proves the
+    /// server was reachable then.
     heard: Option<std::time::Instant>,
 }
 
@@ -198,7 +199,11 @@ impl Supervisor {
                     let seconds = self.clock.borrow_and_update().seconds;
                     self.cell.event(EventKind::ClockJumped { seconds });
                 }
-                () = api_trouble.notified() => watches.pods.poke(),
+                () = api_trouble.notified() => {
+                    if let Some(attempt) = self.cell.unreachable_since() {
+                        watches.pods.poke(attempt);
+                    }
+                }
             }
         }
     }
@@ -283,7 +288,7 @@ impl Supervisor {
         ]
         .into_iter()
         .flatten()
-        .min();
+        .max();
         Observed::Ready(Box::new(view), session, pods.recoveries + owner_recoveries)
     }
 
