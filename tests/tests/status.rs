@@ -234,3 +234,54 @@ async fn a_paused_api_server_shows_as_unreachable_within_two_seconds() -> Result
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_long_api_server_pause_ends_in_active_without_a_later_false_unreachable() -> Result {
+    // Production timeouts and backoff: during a pause of 15 s the watches' retry delays grow to
+    // several seconds, as they do for a user, so the watches come back well after the server
+    // does, and connections keep failing (5 s connect timeout) until just before it ends.
+    let env = tunnel_env_with(EngineOptions::default()).await?;
+    let (id, snap) = env.start_active(spec("svc/kubia", &["0:80"])).await?;
+    let addr = local_v4(&snap, 0)?;
+    let server = env.cluster.sim.server("demo").expect("demo server");
+    server.pause();
+    let during = tokio::spawn(async move {
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            let _ = tokio::time::timeout(Duration::from_millis(600), http_get(addr, "/")).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    env.wait_snapshot(id, SETTLE, "unreachable", |s| {
+        s.reason == Some(Reason::Unreachable)
+    })
+    .await?;
+    during.await?;
+    // A request stuck in the pause is still pending when it ends.
+    let stuck = tokio::spawn(async move { http_get(addr, "/").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.resume();
+    let resumed = Instant::now();
+    let traffic = tokio::spawn(async move {
+        let until = Instant::now() + Duration::from_secs(35);
+        while Instant::now() < until {
+            poke(addr).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    env.wait_state(id, TunnelState::Active, Duration::from_secs(20))
+        .await?;
+    println!("active again {:?} after the pause ended", resumed.elapsed());
+    let _ = stuck.await;
+    // The watches' delayed retries, the stuck request and the requests made during the pause
+    // all end in this window: none of them may move the state.
+    let mut events = env.engine.events();
+    let seen = transitions(&mut events, id, Duration::from_secs(15)).await;
+    traffic.abort();
+    assert!(seen.is_empty(), "the state moved after recovery: {seen:#?}");
+    assert_eq!(
+        env.engine.get(id).map(|s| s.state),
+        Some(TunnelState::Active)
+    );
+    Ok(())
+}
