@@ -363,7 +363,7 @@ async fn a_missing_service_waits_and_says_so() -> Result {
     assert!(
         snap.detail
             .unwrap_or_default()
-            .contains("service \"nope\" not found")
+            .starts_with("not found: service \"nope\" in namespace default")
     );
     Ok(())
 }

@@ -216,3 +216,16 @@ fn current_tunnels_can_be_saved_as_a_profile() {
     });
     assert_eq!(saved, Some(("backend-2".to_string(), 3)));
 }
+
+#[test]
+fn ages_keep_moving_in_an_idle_window() {
+    let (mut h, _) = window(0, Tab::Pods);
+    h.run_steps(2);
+    // The fixture's pods are minutes old: the Age column's text next changes within a minute,
+    // and the window asks to be woken then: not at every frame, and not never.
+    let shown = h.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay;
+    assert!(
+        shown > std::time::Duration::ZERO && shown <= std::time::Duration::from_secs(60),
+        "repaint delay with ages on screen: {shown:?}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct FeedState<K> {
     pub error: Option<FeedError>,
     /// Re-lists that followed a failure or a clock jump (not the routine quiet refresh).
     pub recoveries: u64,
+    /// When the watch last delivered something: evidence that the server answered then.
+    pub heard: Option<std::time::Instant>,
 }
 
 impl<K> Clone for FeedState<K> {
@@ -55,6 +57,7 @@ impl<K> Clone for FeedState<K> {
             session: self.session,
             error: self.error.clone(),
             recoveries: self.recoveries,
+            heard: self.heard,
         }
     }
 }
@@ -67,6 +70,7 @@ impl<K> Default for FeedState<K> {
             session: 0,
             error: None,
             recoveries: 0,
+            heard: None,
         }
     }
 }
@@ -82,12 +86,15 @@ pub struct FeedError {
     /// Failures in a row, and the delay before the next try.
     pub attempt: u32,
     pub retry_in: Duration,
+    /// The last moment the watch had news from the server (its last event, or when its
+    /// request was sent): anything the server said after it outdates this error.
+    pub since: std::time::Instant,
 }
 
 /// A handle to one shared watch. The watch stops when the last handle is dropped.
 pub struct Feed<K> {
     state: watch::Receiver<FeedState<K>>,
-    poke: Arc<Notify>,
+    poke: Arc<Poke>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -97,9 +104,36 @@ impl<K> Feed<K> {
         self.state.clone()
     }
 
-    /// Ask the feed to re-establish its watch now (a connection found the server unreachable).
-    pub fn poke(&self) {
-        self.poke.notify_one();
+    /// Ask the feed to re-establish its watch now: a connection attempt that started at
+    /// `attempt` found the server unreachable. Ignored when the watch has heard from the server
+    /// since then (the attempt was stuck in a pause that has ended), so a late failure never
+    /// breaks a watch that works.
+    pub fn poke(&self, attempt: std::time::Instant) {
+        self.poke.raise(attempt);
+    }
+}
+
+/// Pokes from connections, with the start of the latest attempt that found the server
+/// unreachable, so the feed can tell news from old news.
+#[derive(Default)]
+struct Poke {
+    latest: Mutex<Option<std::time::Instant>>,
+    wake: Notify,
+}
+
+impl Poke {
+    fn raise(&self, attempt: std::time::Instant) {
+        {
+            let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+            *latest = (*latest).max(Some(attempt));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether an attempt that started after `heard` found the server unreachable.
+    fn since(&self, heard: std::time::Instant) -> bool {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest.is_some_and(|at| at > heard)
     }
 }
 
@@ -201,7 +235,7 @@ where
         return feed;
     }
     let (tx, rx) = watch::channel(FeedState::default());
-    let poke = Arc::new(Notify::new());
+    let poke = Arc::new(Poke::default());
     let stop = CancellationToken::new();
     let task = FeedTask {
         api: Api::namespaced(kube.client.clone(), namespace),
@@ -238,7 +272,7 @@ struct FeedTask<K: Clone> {
     context: String,
     url: String,
     settings: FeedSettings,
-    poke: Arc<Notify>,
+    poke: Arc<Poke>,
     tx: watch::Sender<FeedState<K>>,
 }
 
@@ -292,21 +326,34 @@ where
         let mut quiet_until = deadline + self.settings.quiet_relist;
         let mut listed = false;
         let mut relist: Option<BTreeMap<String, K>> = None;
+        let mut since = std::time::Instant::now();
         loop {
             let event = tokio::select! {
                 e = stream.next() => e,
                 () = tokio::time::sleep_until(quiet_until), if listed => return Ended::Quiet,
                 _ = self.settings.clock.changed() => return Ended::Rewatch,
-                () = self.poke.notified() => return Ended::Failed(self.unreachable("a connection could not reach the API server")),
+                () = self.poke.wake.notified() => {
+                    if self.poke.since(since) {
+                        return Ended::Failed(self.unreachable("a connection could not reach the API server", since));
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep_until(deadline), if !listed => {
                     let text = format!("no answer to a list within {} s", self.settings.list_timeout.as_secs());
-                    return Ended::Failed(self.unreachable(&text));
+                    return Ended::Failed(self.unreachable(&text, since));
                 }
             };
             match event {
-                None => return Ended::Failed(self.unreachable("the watch ended")),
-                Some(Err(err)) => return Ended::Failed(self.classify(&err)),
+                None => return Ended::Failed(self.unreachable("the watch ended", since)),
+                Some(Err(err)) => return Ended::Failed(self.classify(&err, since)),
                 Some(Ok(event)) => {
+                    since = std::time::Instant::now();
+                    // Recorded without waking subscribers: the event itself wakes them if it
+                    // changes anything.
+                    self.tx.send_if_modified(|s| {
+                        s.heard = Some(since);
+                        false
+                    });
                     quiet_until = tokio::time::Instant::now() + self.settings.quiet_relist;
                     if self.apply(event, &mut relist, *recovering) {
                         listed = true;
@@ -354,7 +401,7 @@ where
         false
     }
 
-    fn unreachable(&self, reason: &str) -> FeedError {
+    fn unreachable(&self, reason: &str, since: std::time::Instant) -> FeedError {
         let err = ClusterError::Unreachable {
             context: self.context.clone(),
             url: self.url.clone(),
@@ -366,10 +413,11 @@ where
             unreachable: true,
             attempt: 0,
             retry_in: Duration::ZERO,
+            since,
         }
     }
 
-    fn classify(&self, err: &watcher::Error) -> FeedError {
+    fn classify(&self, err: &watcher::Error, since: std::time::Instant) -> FeedError {
         let err = ClusterError::from_watcher(&self.context, &self.url, &self.access, err);
         FeedError {
             message: err.to_string(),
@@ -377,6 +425,7 @@ where
             unreachable: matches!(err, ClusterError::Unreachable { .. }),
             attempt: 0,
             retry_in: Duration::ZERO,
+            since,
         }
     }
 }

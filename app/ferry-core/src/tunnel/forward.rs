@@ -37,6 +37,11 @@ const DOWN_BUFFER: usize = 256 * 1024;
 /// Copy buffer from the local client to the pod.
 const UP_BUFFER: usize = 64 * 1024;
 
+/// A port-forward request unanswered this long makes the tunnel say "API server unreachable"
+/// (the attempt itself may go on until `connect_timeout`): a paused or cut-off server shows
+/// within 2 s, while an answer that comes later still counts.
+const STALL_NOTICE: Duration = Duration::from_millis(1500);
+
 /// At most this many pods are tried for one connection before it is given up.
 const MAX_PODS_PER_CONNECTION: usize = 3;
 
@@ -94,17 +99,19 @@ async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) 
     let Some((pick, mut forwarder)) = open(path, peer).await else {
         return;
     };
+    let opened = std::time::Instant::now();
     let (Some(stream), Some(error)) = (
         forwarder.take_stream(pick.port),
         forwarder.take_error(pick.port),
     ) else {
         path.cell.attempt_failed(
+            opened,
             peer,
             format!("pod {}: port-forward stream missing", pick.pod),
         );
         return;
     };
-    path.cell.attempt_succeeded();
+    path.cell.api_answered();
     tracing::debug!(%peer, pod = %pick.pod, port = pick.port, "connection forwarded");
     let pod_error = async {
         match error.await {
@@ -115,7 +122,7 @@ async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) 
     tokio::select! {
         () = copy(path, client, stream, HalfClose::Unsupported) => {}
         message = pod_error => {
-            path.cell.attempt_failed(peer, format!("pod {}: {}", pick.pod, message.trim()));
+            path.cell.attempt_failed(opened, peer, format!("pod {}: {}", pick.pod, message.trim()));
         }
     }
     forwarder.abort();
@@ -199,6 +206,11 @@ where
         (end, up_reader.into_inner().inner, pod_write)
     };
     let down = async {
+        // The pod's first bytes (not a stream merely opening) are the evidence that the path
+        // works, which clears "degraded". Checked once per connection, as the data arrives.
+        if matches!(down_reader.fill_buf().await, Ok(chunk) if !chunk.is_empty()) {
+            path.cell.pod_replied();
+        }
         let _ = tokio::io::copy_buf(&mut down_reader, &mut down_writer).await;
         let _ = down_writer.inner.shutdown().await;
     };
@@ -262,7 +274,8 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
         let Some(pick) = wait_for_pick(path, peer, &tried, deadline).await else {
             break;
         };
-        match attempt(path, &pick).await {
+        let started = std::time::Instant::now();
+        match attempt(path, &pick, started).await {
             Ok(forwarder) => return Some((pick, forwarder)),
             Err(err) => {
                 let fatal = err.is_forbidden() || matches!(err, ClusterError::Unauthorized { .. });
@@ -270,23 +283,24 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
                 let message = err.to_string();
                 tracing::debug!(%peer, pod = %pick.pod, %message, "port-forward attempt failed");
                 if fatal {
-                    path.cell.attempt_failed(peer, message.clone());
+                    path.cell.attempt_failed(started, peer, message.clone());
                     path.cell.update_facts(|f| f.fatal = Some(message));
                     return None;
                 }
                 if unreachable {
-                    path.cell.update_facts(|f| f.api_reachable = false);
-                    path.api_trouble.notify_one();
-                    path.cell.attempt_failed(peer, message);
+                    if path.cell.api_unreachable(started) {
+                        path.api_trouble.notify_one();
+                    }
+                    path.cell.connection_failed(peer, message);
                     return None;
                 }
-                last_error = Some(message);
+                last_error = Some((started, message));
                 tried.push(pick.pod);
             }
         }
     }
     match last_error {
-        Some(message) => path.cell.attempt_failed(peer, message),
+        Some((started, message)) => path.cell.attempt_failed(started, peer, message),
         None => path.cell.connection_failed(
             peer,
             format!(
@@ -318,14 +332,28 @@ async fn wait_for_pick(
     }
 }
 
-async fn attempt(path: &PortPath, pick: &Pick) -> Result<kube::api::Portforwarder, ClusterError> {
+async fn attempt(
+    path: &PortPath,
+    pick: &Pick,
+    started: std::time::Instant,
+) -> Result<kube::api::Portforwarder, ClusterError> {
     let access = Access::port_forward(&path.namespace, &pick.pod);
-    match tokio::time::timeout(
+    let ports = [pick.port];
+    let request = tokio::time::timeout(
         path.connect_timeout,
-        path.pods.portforward(&pick.pod, &[pick.port]),
-    )
-    .await
-    {
+        path.pods.portforward(&pick.pod, &ports),
+    );
+    tokio::pin!(request);
+    let answer = match tokio::time::timeout(STALL_NOTICE, &mut request).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            if path.cell.api_unreachable(started) {
+                path.api_trouble.notify_one();
+            }
+            request.await
+        }
+    };
+    match answer {
         Ok(Ok(forwarder)) => Ok(forwarder),
         Ok(Err(err)) => Err(ClusterError::from_kube(
             &path.context,

@@ -14,9 +14,9 @@ use crate::spec::{PortSpec, Target, TunnelSpec};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
     pub routes: Routes,
-    /// Why no pod can serve some port although Ready pods exist (e.g. a named port missing),
-    /// in words; `None` when every port has at least one pod.
-    pub problem: Option<String>,
+    /// Why no pod can serve some port although Ready pods exist (e.g. a named port missing);
+    /// `None` when every port has at least one pod.
+    pub problem: Option<ResolveError>,
     /// A problem no retry fixes (service has no such port, UDP only): the tunnel fails.
     pub fatal: Option<String>,
     /// The local port of each `REMOTE`-only spec, once known (service port or container port).
@@ -25,23 +25,16 @@ pub struct Resolution {
 
 /// Resolve `spec` against the current service (for service targets) and pods.
 ///
-/// For service, deployment and selector targets only Ready, non-terminating pods are used. A
-/// `pod/NAME` target uses its pod whenever it is Running (as kubectl does), Ready or not: a
-/// person naming a pod wants that pod.
+/// Only Ready, non-terminating pods are used, also for a `pod/NAME` target: kubectl would
+/// forward to a Running pod that is not Ready (a CrashLoopBackOff pod between two crashes), and
+/// the connection would then fail in a way nobody can read; Ferry waits and says why instead.
 pub fn resolve(
     spec: &TunnelSpec,
     service: Option<&Service>,
     pods: &BTreeMap<String, Pod>,
 ) -> Resolution {
     let list: Vec<&Pod> = pods.values().collect();
-    let candidates: Vec<&Pod> = match &spec.target {
-        Target::Pod(_) => list
-            .iter()
-            .copied()
-            .filter(|p| resolve::require_running(p).is_ok() && !resolve::is_terminating(p))
-            .collect(),
-        _ => resolve::rank_ready_pods(&list),
-    };
+    let candidates: Vec<&Pod> = resolve::rank_ready_pods(&list);
     if let (Target::Service(_), Some(svc)) = (&spec.target, service)
         && let Some(fatal) = service_level_problem(svc, &spec.ports)
     {
@@ -80,7 +73,7 @@ pub fn resolve(
     };
     let problem = (0..spec.ports.len())
         .find(|i| !routes.pods.is_empty() && !routes.can_serve(*i))
-        .and_then(|i| first_error[i].as_ref().map(ToString::to_string));
+        .and_then(|i| first_error[i].clone());
     let same_as_remote = spec
         .ports
         .iter()

@@ -51,6 +51,38 @@ impl std::fmt::Display for TunnelState {
     }
 }
 
+/// Why a tunnel is not serving, for programs: the foreground CLI exits on
+/// [`Reason::NotFound`] (a typo), a running instance keeps waiting and shows it. The words are
+/// in the snapshot's `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The target, its namespace or a named port does not exist (now).
+    NotFound,
+    /// The pod exists but is not Ready (CrashLoopBackOff, still starting, failing probe).
+    NotReady,
+    /// No Ready pod matches a service, deployment or selector.
+    NoReadyPod,
+    /// The API server cannot be reached.
+    Unreachable,
+}
+
+/// Why the target could not be resolved right now, in words and as a [`Reason`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Unresolved {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
 /// What the supervisor knows about a tunnel at one moment. Every field is an observation; none
 /// is a conclusion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,8 +96,9 @@ pub struct Facts {
     /// The target was looked up at least once since the last (re)connect: the service or
     /// deployment exists and the pod list is complete.
     pub resolved: bool,
-    /// Why the target could not be resolved right now (service missing, named port missing…).
-    pub unresolved_reason: Option<String>,
+    /// Why the target could not be resolved right now (service missing, named port missing,
+    /// pod not Ready…).
+    pub unresolved: Option<Unresolved>,
     /// Ready pods that new connections can go to.
     pub ready_pods: usize,
     /// The API server answered the last request (watch or port-forward) we made.
@@ -76,42 +109,68 @@ pub struct Facts {
     pub last_attempt_error: Option<String>,
 }
 
-/// The state and a short human explanation ("waiting for a ready pod").
-pub fn derive(facts: &Facts) -> (TunnelState, Option<String>) {
+/// The state a person sees, derived from [`Facts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub state: TunnelState,
+    /// A short human explanation ("waiting for a ready pod").
+    pub detail: Option<String>,
+    /// Why it does not serve, for programs; `None` while serving, starting or stopped.
+    pub reason: Option<Reason>,
+}
+
+impl Derived {
+    fn new(state: TunnelState, detail: Option<String>, reason: Option<Reason>) -> Self {
+        Self {
+            state,
+            detail,
+            reason,
+        }
+    }
+}
+
+/// The state, a short human explanation and the machine-readable reason.
+pub fn derive(facts: &Facts) -> Derived {
     if facts.stopped {
-        return (TunnelState::Stopped, None);
+        return Derived::new(TunnelState::Stopped, None, None);
     }
     if let Some(reason) = &facts.fatal {
-        return (TunnelState::Failed, Some(reason.clone()));
+        return Derived::new(TunnelState::Failed, Some(reason.clone()), None);
     }
     if !facts.api_reachable && (facts.resolved || facts.listening) {
         let url = facts.api_url.as_deref().unwrap_or("the API server");
-        return (
+        return Derived::new(
             TunnelState::Waiting,
             Some(format!("API server {url} is unreachable; retrying")),
+            Some(Reason::Unreachable),
         );
     }
+    let unresolved = facts.unresolved.as_ref();
+    let detail = unresolved.map(|u| u.message.clone());
+    let reason = unresolved.map(|u| u.reason);
     if !facts.listening || !facts.resolved {
-        let detail = facts
-            .unresolved_reason
-            .clone()
-            .or_else(|| (!facts.api_reachable).then(|| "connecting to the API server".to_string()));
-        return match (&facts.unresolved_reason, facts.listening) {
-            (Some(_), true) => (TunnelState::Waiting, detail),
-            _ => (TunnelState::Starting, detail),
+        return match (unresolved, facts.listening) {
+            (Some(_), true) => Derived::new(TunnelState::Waiting, detail, reason),
+            _ => Derived::new(
+                TunnelState::Starting,
+                detail.or_else(|| {
+                    (!facts.api_reachable).then(|| "connecting to the API server".to_string())
+                }),
+                None,
+            ),
         };
     }
     if facts.ready_pods == 0 {
-        let detail = facts
-            .unresolved_reason
-            .clone()
-            .unwrap_or_else(|| "waiting for a ready pod".to_string());
-        return (TunnelState::Waiting, Some(detail));
+        return Derived::new(
+            TunnelState::Waiting,
+            detail.or_else(|| Some("waiting for a ready pod".to_string())),
+            reason.or(Some(Reason::NoReadyPod)),
+        );
     }
     if let Some(err) = &facts.last_attempt_error {
-        return (TunnelState::Degraded, Some(err.clone()));
+        return Derived::new(TunnelState::Degraded, Some(err.clone()), None);
     }
-    (TunnelState::Active, None)
+    Derived::new(TunnelState::Active, None, None)
 }
 
 #[cfg(test)]
@@ -130,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_tunnel_with_a_ready_pod_and_no_errors_is_active() {
-        assert_eq!(derive(&serving()).0, TunnelState::Active);
+        assert_eq!(derive(&serving()).state, TunnelState::Active);
     }
 
     #[test]
@@ -139,9 +198,10 @@ mod tests {
             ready_pods: 0,
             ..serving()
         };
-        let (state, detail) = derive(&facts);
-        assert_eq!(state, TunnelState::Waiting);
-        assert_eq!(detail.as_deref(), Some("waiting for a ready pod"));
+        let derived = derive(&facts);
+        assert_eq!(derived.state, TunnelState::Waiting);
+        assert_eq!(derived.detail.as_deref(), Some("waiting for a ready pod"));
+        assert_eq!(derived.reason, Some(Reason::NoReadyPod));
     }
 
     #[test]
@@ -151,9 +211,10 @@ mod tests {
             api_url: Some("https://127.0.0.1:6443".into()),
             ..serving()
         };
-        let (state, detail) = derive(&facts);
-        assert_eq!(state, TunnelState::Waiting);
-        assert!(detail.unwrap().contains("https://127.0.0.1:6443"));
+        let derived = derive(&facts);
+        assert_eq!(derived.state, TunnelState::Waiting);
+        assert_eq!(derived.reason, Some(Reason::Unreachable));
+        assert!(derived.detail.unwrap().contains("https://127.0.0.1:6443"));
     }
 
     #[test]
@@ -162,7 +223,7 @@ mod tests {
             last_attempt_error: Some("connection reset".into()),
             ..serving()
         };
-        assert_eq!(derive(&facts).0, TunnelState::Degraded);
+        assert_eq!(derive(&facts).state, TunnelState::Degraded);
     }
 
     #[test]
@@ -171,15 +232,14 @@ mod tests {
             fatal: Some("port 8080 is in use".into()),
             ..serving()
         };
-        assert_eq!(
-            derive(&facts),
-            (TunnelState::Failed, Some("port 8080 is in use".into()))
-        );
+        let derived = derive(&facts);
+        assert_eq!(derived.state, TunnelState::Failed);
+        assert_eq!(derived.detail.as_deref(), Some("port 8080 is in use"));
         let stopped = Facts {
             stopped: true,
             ..facts
         };
-        assert_eq!(derive(&stopped).0, TunnelState::Stopped);
+        assert_eq!(derive(&stopped).state, TunnelState::Stopped);
     }
 
     #[test]
@@ -188,24 +248,28 @@ mod tests {
             listening: false,
             ..serving()
         };
-        assert_eq!(derive(&facts).0, TunnelState::Starting);
+        assert_eq!(derive(&facts).state, TunnelState::Starting);
         let fresh = Facts {
             api_reachable: true,
             ..Facts::default()
         };
-        assert_eq!(derive(&fresh).0, TunnelState::Starting);
+        assert_eq!(derive(&fresh).state, TunnelState::Starting);
     }
 
     #[test]
     fn a_missing_service_while_listening_is_waiting_with_the_reason() {
         let facts = Facts {
             resolved: false,
-            unresolved_reason: Some("service \"kubia\" not found in namespace \"default\"".into()),
+            unresolved: Some(Unresolved::new(
+                Reason::NotFound,
+                "not found: service \"kubia\" in namespace default",
+            )),
             ..serving()
         };
-        let (state, detail) = derive(&facts);
-        assert_eq!(state, TunnelState::Waiting);
-        assert!(detail.unwrap().contains("kubia"));
+        let derived = derive(&facts);
+        assert_eq!(derived.state, TunnelState::Waiting);
+        assert_eq!(derived.reason, Some(Reason::NotFound));
+        assert!(derived.detail.unwrap().contains("kubia"));
     }
 
     #[test]
@@ -222,7 +286,7 @@ mod tests {
                 api_reachable: bits & 32 != 0,
                 ..Facts::default()
             };
-            if derive(&facts).0 == TunnelState::Active {
+            if derive(&facts).state == TunnelState::Active {
                 assert_eq!(bits, 4 | 8 | 16 | 32, "{facts:?}");
             }
         }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{Facts, TunnelState, derive};
+use super::state::{Derived, Facts, Reason, TunnelState, derive};
 use crate::spec::TunnelSpec;
 
 /// Identifies one tunnel inside one engine. Stable for the engine's life; not reused.
@@ -137,6 +137,9 @@ pub struct TunnelSnapshot {
     pub state: TunnelState,
     /// Why the tunnel is in this state, in words ("waiting for a ready pod").
     pub detail: Option<String>,
+    /// Why it does not serve, for programs (`not-found` makes the foreground CLI exit).
+    #[serde(default)]
+    pub reason: Option<Reason>,
     pub ports: Vec<ForwardedPort>,
     /// Pods new connections go to now (best first; all Ready pods when spreading).
     pub pods: Vec<String>,
@@ -180,10 +183,20 @@ pub(crate) struct Status {
     pub facts: Facts,
     pub state: TunnelState,
     pub detail: Option<String>,
+    pub reason: Option<Reason>,
     pub ports: Vec<ForwardedPort>,
     pub pods: Vec<String>,
     pub last_error: Option<ErrorRecord>,
     pub started: Option<Instant>,
+    /// When the API server last answered (a watch event, a port-forward upgrade). A failure
+    /// of an attempt that started before this is old news and changes nothing.
+    pub api_answered: Option<Instant>,
+    /// When a pod last replied through the tunnel. A connection failure of an attempt that
+    /// started before this does not degrade the tunnel.
+    pub pod_replied: Option<Instant>,
+    /// When the latest attempt that found the API server unreachable started: watch news
+    /// older than this does not make it reachable again.
+    pub unreachable_at: Option<Instant>,
     pub events: VecDeque<TunnelEvent>,
 }
 
@@ -227,7 +240,11 @@ impl TunnelCell {
             api_reachable: true,
             ..Facts::default()
         };
-        let (state, detail) = derive(&facts);
+        let Derived {
+            state,
+            detail,
+            reason,
+        } = derive(&facts);
         Self {
             id,
             origin: crate::engine::Origin::AdHoc,
@@ -237,10 +254,14 @@ impl TunnelCell {
                 facts,
                 state,
                 detail,
+                reason,
                 ports,
                 pods: Vec::new(),
                 last_error: None,
                 started: Some(Instant::now()),
+                api_answered: None,
+                pod_replied: None,
+                unreachable_at: None,
                 events: VecDeque::new(),
             }),
             sink,
@@ -267,12 +288,17 @@ impl TunnelCell {
     pub(crate) fn update_facts(&self, edit: impl FnOnce(&mut Facts)) {
         let mut status = self.lock();
         edit(&mut status.facts);
-        let (state, detail) = derive(&status.facts);
+        let Derived {
+            state,
+            detail,
+            reason,
+        } = derive(&status.facts);
         let moved = state != status.state;
-        let detail_changed = detail != status.detail;
+        let detail_changed = detail != status.detail || reason != status.reason;
         let from = status.state;
         status.state = state;
         status.detail = detail.clone();
+        status.reason = reason;
         if moved {
             if state == TunnelState::Stopped {
                 status.started = None;
@@ -319,11 +345,16 @@ impl TunnelCell {
         event
     }
 
-    /// A connection attempt failed: count it, keep it as the last error, and mark the tunnel
-    /// degraded (the pods are there, but reaching them failed).
-    pub(crate) fn attempt_failed(&self, client: SocketAddr, message: String) {
+    /// A connection attempt that started at `started` failed: count it, keep it as the last
+    /// error, and mark the tunnel degraded (the pods are there, but reaching them failed) —
+    /// unless a pod has replied since the attempt started: then the failure is old news and
+    /// the state stays (no flapping on late failures).
+    pub(crate) fn attempt_failed(&self, started: Instant, client: SocketAddr, message: String) {
         self.connection_failed(client, message.clone());
-        self.update_facts(|f| f.last_attempt_error = Some(message));
+        let stale = self.lock().pod_replied.is_some_and(|t| t > started);
+        if !stale {
+            self.update_facts(|f| f.last_attempt_error = Some(message));
+        }
     }
 
     /// A connection was given up without reaching a pod (no Ready pod in time): counted and
@@ -345,10 +376,59 @@ impl TunnelCell {
         self.sink.changed();
     }
 
-    /// A connection attempt reached a pod: clears the "degraded" fact.
-    pub(crate) fn attempt_succeeded(&self) {
+    /// The API server answered (a port-forward upgrade, a watch event): it is reachable.
+    pub(crate) fn api_answered(&self) {
         let needs = {
-            let status = self.lock();
+            let mut status = self.lock();
+            status.api_answered = Some(Instant::now());
+            !status.facts.api_reachable
+        };
+        if needs {
+            self.update_facts(|f| f.api_reachable = true);
+        }
+    }
+
+    /// The watches last heard from the API server at `heard`: whether the server counts as
+    /// reachable now. News newer than the latest attempt that found it unreachable makes it
+    /// reachable; older news changes nothing (the state stays what the latest evidence said).
+    /// Records the answer; the caller sets `api_reachable` in its own update.
+    pub(crate) fn api_heard(&self, heard: Option<Instant>) -> bool {
+        let mut status = self.lock();
+        match heard {
+            Some(heard) if status.unreachable_at.is_none_or(|u| u < heard) => {
+                status.api_answered = status.api_answered.max(Some(heard));
+                true
+            }
+            _ => status.facts.api_reachable,
+        }
+    }
+
+    /// When the latest attempt that found the API server unreachable started.
+    pub(crate) fn unreachable_since(&self) -> Option<Instant> {
+        self.lock().unreachable_at
+    }
+
+    /// An attempt that started at `started` found the API server unreachable. Returns whether
+    /// that is news: false when the server answered after the attempt started (a request
+    /// stuck in a pause that ended meanwhile), and then nothing changes.
+    pub(crate) fn api_unreachable(&self, started: Instant) -> bool {
+        {
+            let mut status = self.lock();
+            if status.api_answered.is_some_and(|t| t > started) {
+                return false;
+            }
+            status.unreachable_at = status.unreachable_at.max(Some(started));
+        }
+        self.update_facts(|f| f.api_reachable = false);
+        true
+    }
+
+    /// A pod replied through the tunnel: the data path works, which clears "degraded".
+    pub(crate) fn pod_replied(&self) {
+        let needs = {
+            let mut status = self.lock();
+            status.pod_replied = Some(Instant::now());
+            status.api_answered = status.pod_replied;
             status.facts.last_attempt_error.is_some() || !status.facts.api_reachable
         };
         if needs {
@@ -409,6 +489,7 @@ impl TunnelCell {
             spec: self.spec.clone(),
             state: status.state,
             detail: status.detail.clone(),
+            reason: status.reason,
             ports: status.ports.clone(),
             pods: status.pods.clone(),
             active_connections: load(&self.counters.active),
@@ -506,12 +587,47 @@ mod tests {
             f.ready_pods = 1;
         });
         let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        cell.attempt_failed(client, "pod went away".into());
+        let before = Instant::now();
+        cell.attempt_failed(before, client, "pod went away".into());
         assert_eq!(cell.state(), TunnelState::Degraded);
         let snap = cell.snapshot();
         assert_eq!(snap.errors, 1);
         assert_eq!(snap.last_error.unwrap().message, "pod went away");
-        cell.attempt_succeeded();
+        // Opening a stream proves the API server answers, not that the pod does.
+        cell.api_answered();
+        assert_eq!(cell.state(), TunnelState::Degraded);
+        cell.pod_replied();
         assert_eq!(cell.state(), TunnelState::Active);
+        // A failure of an attempt that began before the reply is old news.
+        cell.attempt_failed(before, client, "late failure".into());
+        assert_eq!(cell.state(), TunnelState::Active);
+        assert_eq!(cell.snapshot().errors, 2, "still counted");
+        assert!(!cell.api_unreachable(before), "the server answered since");
+        assert_eq!(cell.state(), TunnelState::Active);
+        assert!(cell.api_unreachable(Instant::now()));
+        assert_eq!(cell.state(), TunnelState::Waiting);
+    }
+
+    #[test]
+    fn watch_news_older_than_an_unreachable_attempt_changes_nothing() {
+        let (cell, _) = cell(16);
+        cell.update_facts(|f| {
+            f.listening = true;
+            f.resolved = true;
+            f.ready_pods = 1;
+        });
+        let heard = Instant::now();
+        let attempt = heard + std::time::Duration::from_millis(1);
+        assert!(cell.api_unreachable(attempt));
+        assert_eq!(cell.unreachable_since(), Some(attempt));
+        assert!(
+            !cell.api_heard(Some(heard)),
+            "old news keeps it unreachable"
+        );
+        // A connection got through since: old watch news does not make it unreachable again.
+        cell.api_answered();
+        assert_eq!(cell.state(), TunnelState::Active);
+        assert!(cell.api_heard(Some(heard)), "old news keeps it reachable");
+        assert!(cell.api_heard(Some(attempt + std::time::Duration::from_millis(1))));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Api;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ use super::forward::{self, PortPath};
 use super::listener::{self, BoundPort};
 use super::picker::{Picker, Routes};
 use super::routes::{self, Resolution};
+use super::state::{Reason, Unresolved};
 use super::stats::{Counters, EventKind, TunnelCell};
 use crate::engine::{ClientSource, ContextClient, EngineOptions};
 use crate::resolve::{self, PodQuery, TargetObject};
@@ -47,6 +48,14 @@ struct View {
     service: Option<Service>,
     deployment: Option<Deployment>,
     pods: BTreeMap<String, Pod>,
+    /// Names of every object of the target's kind in the namespace (services, deployments or
+    /// pods), to say which exist when the target does not.
+    siblings: Vec<String>,
+    /// The namespace holds no pod and no object of the target's kind: it may not exist.
+    empty_namespace: bool,
+    /// When a watch last heard from the server (the newest of them): any answer proves the
+    /// server was reachable then.
+    heard: Option<std::time::Instant>,
 }
 
 /// The shared watches one tunnel follows.
@@ -107,7 +116,7 @@ impl Supervisor {
                     let message = err.to_string();
                     self.cell.update_facts(|f| {
                         f.api_reachable = false;
-                        f.unresolved_reason = Some(message.clone());
+                        f.unresolved = Some(Unresolved::new(Reason::Unreachable, message.clone()));
                     });
                     let delay = backoff.next_delay();
                     self.cell.event(EventKind::Reconnecting {
@@ -177,7 +186,7 @@ impl Supervisor {
                     }
                     last_session = session;
                     last_recoveries = recoveries;
-                    if let Err(message) = self.publish(&view, routes_tx, ports, fresh).await {
+                    if let Err(message) = self.publish(kube, &view, routes_tx, ports, fresh).await {
                         return message;
                     }
                 }
@@ -190,7 +199,11 @@ impl Supervisor {
                     let seconds = self.clock.borrow_and_update().seconds;
                     self.cell.event(EventKind::ClockJumped { seconds });
                 }
-                () = api_trouble.notified() => watches.pods.poke(),
+                () = api_trouble.notified() => {
+                    if let Some(attempt) = self.cell.unreachable_since() {
+                        watches.pods.poke(attempt);
+                    }
+                }
             }
         }
     }
@@ -225,7 +238,7 @@ impl Supervisor {
             }
             *last_error = Some(error.message);
             if error.unreachable {
-                self.cell.update_facts(|f| f.api_reachable = false);
+                self.cell.api_unreachable(error.since);
             }
             return Observed::Waiting;
         }
@@ -240,10 +253,16 @@ impl Supervisor {
         let mut view = View::default();
         if let (Target::Service(name), Some(s)) = (target, &services) {
             view.service = s.objects.get(name).cloned();
+            view.siblings = s.objects.keys().cloned().collect();
         }
         if let (Target::Deployment(name), Some(d)) = (target, &deployments) {
             view.deployment = d.objects.get(name).cloned();
+            view.siblings = d.objects.keys().cloned().collect();
         }
+        if let Target::Pod(_) = target {
+            view.siblings = pods.objects.keys().cloned().collect();
+        }
+        view.empty_namespace = pods.objects.is_empty() && view.siblings.is_empty();
         match self.pod_query(target, &view) {
             Err(message) => return Observed::Fatal(message),
             Ok(None) => {}
@@ -262,6 +281,14 @@ impl Supervisor {
             .or(deployments.as_ref().map(|d| (d.session, d.recoveries)));
         let (owner_session, owner_recoveries) = owner.unwrap_or((0, 0));
         let session = (pods.session, owner_session);
+        view.heard = [
+            pods.heard,
+            services.as_ref().and_then(|s| s.heard),
+            deployments.as_ref().and_then(|d| d.heard),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         Observed::Ready(Box::new(view), session, pods.recoveries + owner_recoveries)
     }
 
@@ -287,6 +314,7 @@ impl Supervisor {
     /// Turn the view into routes and facts, bind ports whose number just became known.
     async fn publish(
         &self,
+        kube: &ContextClient,
         view: &View,
         routes_tx: &watch::Sender<Arc<Routes>>,
         ports: &mut Ports,
@@ -310,6 +338,12 @@ impl Supervisor {
         } else {
             routes.pods.len()
         };
+        let problem = problem.map(|p| match p {
+            resolve::ResolveError::PodPortNameNotFound { .. } => {
+                Unresolved::new(Reason::NotFound, format!("not found: {p}"))
+            }
+            other => Unresolved::new(Reason::NoReadyPod, other.to_string()),
+        });
         let names: Vec<String> = match spec.spread {
             crate::spec::Spread::Single => {
                 routes.pods.iter().take(1).map(|p| p.name.clone()).collect()
@@ -335,52 +369,149 @@ impl Supervisor {
         // New pods (or a new watch session) are a fresh chance: earlier connection errors no
         // longer describe the tunnel, so it is not kept "degraded" by them.
         let switched = self.cell.set_pods(names);
-        let reason = missing.or(problem).or_else(|| self.no_pod_reason(view));
+        let mut reason = missing.or(problem).or_else(|| self.no_pod_reason(view));
+        if view.empty_namespace
+            && reason
+                .as_ref()
+                .is_some_and(|r| r.reason == Reason::NotFound)
+            && let Some(missing) = missing_namespace(kube, &spec.namespace).await
+        {
+            reason = Some(missing);
+        }
         let listening = ports.all_bound();
+        // A watch event is the API server answering, unless a connection found it unreachable
+        // after the watches last heard from it.
+        let reachable = self.cell.api_heard(view.heard);
         self.cell.update_facts(|f| {
             if switched || fresh {
                 f.last_attempt_error = None;
             }
             f.resolved = true;
-            f.api_reachable = true;
+            f.api_reachable = reachable;
             f.listening = listening;
             f.ready_pods = serving;
-            f.unresolved_reason = reason;
+            f.unresolved = reason;
         });
         Ok(())
     }
 
-    fn missing_owner(&self, view: &View) -> Option<String> {
+    fn missing_owner(&self, view: &View) -> Option<Unresolved> {
         let spec = &self.cell.spec;
-        match &spec.target {
-            Target::Service(name) if view.service.is_none() => Some(format!(
-                "service \"{name}\" not found in namespace {}; waiting for it",
-                spec.namespace
-            )),
-            Target::Deployment(name) if view.deployment.is_none() => Some(format!(
-                "deployment \"{name}\" not found in namespace {}; waiting for it",
-                spec.namespace
-            )),
-            _ => None,
-        }
+        let (kind, plural, name) = match &spec.target {
+            Target::Service(name) if view.service.is_none() => ("service", "services", name),
+            Target::Deployment(name) if view.deployment.is_none() => {
+                ("deployment", "deployments", name)
+            }
+            _ => return None,
+        };
+        Some(Unresolved::new(
+            Reason::NotFound,
+            format!(
+                "not found: {kind} \"{name}\" in namespace {}; {}",
+                spec.namespace,
+                names_there(plural, &view.siblings)
+            ),
+        ))
     }
 
-    /// "waiting for a ready pod", with the best non-ready pod's situation when there is one.
-    fn no_pod_reason(&self, view: &View) -> Option<String> {
+    /// Why a pod target has no Ready pod, or "waiting for a ready pod" for other targets.
+    fn no_pod_reason(&self, view: &View) -> Option<Unresolved> {
         if let Target::Pod(name) = &self.cell.spec.target {
             return match view.pods.get(name) {
-                None => Some(format!(
-                    "pod \"{name}\" not found in namespace {}",
-                    self.cell.spec.namespace
+                None => Some(Unresolved::new(
+                    Reason::NotFound,
+                    format!(
+                        "not found: pod \"{name}\" in namespace {}; {}",
+                        self.cell.spec.namespace,
+                        names_there("pods", &view.siblings)
+                    ),
                 )),
-                Some(pod) => resolve::require_running(pod).err().map(|e| e.to_string()),
+                Some(pod) if resolve::is_pod_ready(pod) && !resolve::is_terminating(pod) => None,
+                Some(pod) => Some(Unresolved::new(Reason::NotReady, not_ready(pod))),
             };
         }
         if view.pods.is_empty() {
-            return Some("waiting for a ready pod (no pod matches the target)".into());
+            return Some(Unresolved::new(
+                Reason::NoReadyPod,
+                "waiting for a ready pod (no pod matches the target)",
+            ));
         }
         None
     }
+}
+
+/// "services there: a, b, c" (the first few), or "there are no services".
+fn names_there(plural: &str, names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    match names.len() {
+        0 => format!("there are no {plural} in it"),
+        n if n <= SHOWN => format!("{plural} there: {}", names.join(", ")),
+        n => format!(
+            "{plural} there: {} and {} more",
+            names[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    }
+}
+
+/// "pod not ready (CrashLoopBackOff, 2 restarts)": what the containers are doing, from the
+/// pod's status as `kubectl get pods` shows it.
+fn not_ready(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let containers = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Unknown");
+    let doing = containers
+        .iter()
+        .find_map(|c| {
+            let state = c.state.as_ref()?;
+            state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .or_else(|| state.terminated.as_ref().and_then(|t| t.reason.clone()))
+        })
+        .unwrap_or_else(|| {
+            if resolve::is_terminating(pod) {
+                "Terminating".to_string()
+            } else if phase != "Running" {
+                phase.to_string()
+            } else {
+                "readiness check failing".to_string()
+            }
+        });
+    let restarts: i32 = containers.iter().map(|c| c.restart_count).sum();
+    match restarts {
+        0 => format!("pod not ready ({doing})"),
+        1 => format!("pod not ready ({doing}, 1 restart)"),
+        n => format!("pod not ready ({doing}, {n} restarts)"),
+    }
+}
+
+/// When the namespace does not exist: "not found: namespace …" with the ones that do. `None`
+/// when it exists or cannot be checked (no permission to read namespaces).
+async fn missing_namespace(kube: &ContextClient, namespace: &str) -> Option<Unresolved> {
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    match api.get_opt(namespace).await {
+        Ok(None) => {}
+        _ => return None,
+    }
+    let known = match api.list(&Default::default()).await {
+        Ok(list) => names_there(
+            "namespaces",
+            &list
+                .items
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Err(_) => "namespaces could not be listed".to_string(),
+    };
+    Some(Unresolved::new(
+        Reason::NotFound,
+        format!("not found: namespace \"{namespace}\"; {known}"),
+    ))
 }
 
 /// What the feeds say about the target right now.

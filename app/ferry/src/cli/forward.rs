@@ -1,8 +1,9 @@
 //! `ferry forward TARGET PORT...`: kubectl port-forward that survives pod restarts.
 //!
-//! Runs one tunnel on the engine, prints where it listens and one line per event (pod switched,
-//! waiting, recovered), and stops cleanly on Ctrl-C. Bad input and tunnels that cannot start
-//! (port in use, forbidden, unknown context) end with a message and a non-zero exit code.
+//! Runs one tunnel on the engine, prints where it listens and one line per state change or pod
+//! switch (waiting, recovered), and stops cleanly on Ctrl-C. Bad input and tunnels that cannot
+//! start (port in use, forbidden, unknown context, a target, namespace or port name that does
+//! not exist) end with a message and a non-zero exit code.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use ferry_core::engine::{
     Engine, EngineOptions, EventKind, TunnelEvent, TunnelSnapshot, TunnelState,
 };
 use ferry_core::spec::{ListenAddress, PortSpec, Spread, Target, TunnelSpec};
+use ferry_core::tunnel::state::Reason;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Forward local ports to a pod, service, deployment or label selector, following its Ready
@@ -139,7 +141,9 @@ async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode>
             bail!("the tunnel to {label} did not start within 60 s: {why}");
         }
     };
-    if snapshot.state == TunnelState::Failed {
+    // A typo (no such service, pod, deployment, namespace or port name) is an error here, as
+    // in kubectl; a saved profile in a running instance keeps waiting for it instead.
+    if snapshot.state == TunnelState::Failed || snapshot.reason == Some(Reason::NotFound) {
         engine.shutdown().await;
         bail!(
             "{}",
@@ -149,12 +153,13 @@ async fn forward(pool: ClientPool, spec: TunnelSpec) -> anyhow::Result<ExitCode>
         );
     }
     print_forwarding(&snapshot);
+    let mut printer = Printer::new(label);
     let code = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
             event = events.recv() => match event {
                 Ok(event) if event.tunnel == id => {
-                    if let Some(code) = print_event(&label, &event) {
+                    if let Some(code) = printer.event(&event) {
                         break code;
                     }
                 }
@@ -242,36 +247,62 @@ fn print_forwarding(snapshot: &TunnelSnapshot) {
     }
 }
 
-/// One line per event; `Some(code)` when the tunnel has ended for good.
-fn print_event(label: &str, event: &TunnelEvent) -> Option<ExitCode> {
-    match &event.kind {
-        EventKind::Listening { .. } => None,
-        EventKind::StateChanged {
-            to: TunnelState::Failed,
-            detail,
-            ..
-        } => {
-            eprintln!(
-                "error: {label}: {}",
-                detail.as_deref().unwrap_or("the tunnel failed")
-            );
-            Some(ExitCode::FAILURE)
+/// Ferry's own sentences for the events of the one tunnel: one line per state change, pod
+/// switch or warning. Retries are not printed (the state says "waiting" until they succeed),
+/// and a connection failure is printed only when its message differs from the last one, so a
+/// fault does not flood the terminal.
+struct Printer {
+    label: String,
+    last_failure: Option<String>,
+}
+
+impl Printer {
+    fn new(label: String) -> Self {
+        Self {
+            label,
+            last_failure: None,
         }
-        EventKind::StateChanged {
-            from,
-            to: TunnelState::Active,
-            ..
-        } if *from != TunnelState::Starting => {
-            println!("{label}: recovered, forwarding again");
-            None
+    }
+
+    /// Print the event if it is worth a line; `Some(code)` when the tunnel has ended for good.
+    fn event(&mut self, event: &TunnelEvent) -> Option<ExitCode> {
+        let label = &self.label;
+        match &event.kind {
+            EventKind::StateChanged {
+                to: TunnelState::Failed,
+                detail,
+                ..
+            } => {
+                eprintln!(
+                    "error: {label}: {}",
+                    detail.as_deref().unwrap_or("the tunnel failed")
+                );
+                return Some(ExitCode::FAILURE);
+            }
+            EventKind::StateChanged {
+                from,
+                to: TunnelState::Active,
+                ..
+            } => {
+                self.last_failure = None;
+                if *from != TunnelState::Starting {
+                    println!("{label}: recovered, forwarding again");
+                }
+            }
+            EventKind::StateChanged { to, detail, .. } => match detail {
+                Some(detail) => println!("{label}: {to}: {detail}"),
+                None => println!("{label}: {to}"),
+            },
+            EventKind::ConnectionFailed { message, .. } => {
+                if self.last_failure.as_deref() != Some(message.as_str()) {
+                    eprintln!("{label}: {}", event.kind);
+                    self.last_failure = Some(message.clone());
+                }
+            }
+            EventKind::Warning { .. } => eprintln!("{label}: {}", event.kind),
+            EventKind::Listening { .. } | EventKind::Reconnecting { .. } => {}
+            other => println!("{label}: {other}"),
         }
-        EventKind::ConnectionFailed { .. } | EventKind::Warning { .. } => {
-            eprintln!("{label}: {}", event.kind);
-            None
-        }
-        other => {
-            println!("{label}: {other}");
-            None
-        }
+        None
     }
 }

@@ -53,10 +53,14 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`.
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`. Without `-v` only
+/// Ferry's own warnings are logged: libraries (kube, hyper, rustls) retry and complain on
+/// every failed request, and what they say is already in Ferry's own sentences. Colours only
+/// when stderr is a terminal, so redirected output has no escape codes.
 pub fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal as _;
     let default = match verbose {
-        0 => "warn",
+        0 => "off,ferry=warn,ferry_core=warn",
         1 => "info,ferry=debug,ferry_core=debug",
         _ => "debug",
     };
@@ -65,6 +69,7 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

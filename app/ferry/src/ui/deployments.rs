@@ -101,7 +101,7 @@ pub fn show(
                         ui.label(d.available.to_string());
                     });
                     row.col(|ui| {
-                        ui.label(theme::weak(table::age(d.created, now)));
+                        ui.label(theme::weak(table::live_age(ui, d.created, now)));
                     });
                     let response = row.response();
                     let forward = Command::OpenForward {

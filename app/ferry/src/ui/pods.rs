@@ -169,7 +169,7 @@ pub fn show(
                         ui.label(p.restarts.to_string());
                     });
                     row.col(|ui| {
-                        ui.label(theme::weak(table::age(p.created, now)));
+                        ui.label(theme::weak(table::live_age(ui, p.created, now)));
                     });
                     row.col(|ui| {
                         ui.label(&p.node);

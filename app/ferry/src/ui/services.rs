@@ -214,7 +214,7 @@ pub fn show(
                         }
                     });
                     row.col(|ui| {
-                        ui.label(theme::weak(table::age(s.created, now)));
+                        ui.label(theme::weak(table::live_age(ui, s.created, now)));
                     });
                     let response = row.response();
                     let forward = Command::OpenForward {

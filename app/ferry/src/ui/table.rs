@@ -146,6 +146,34 @@ pub fn age(created: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
     }
 }
 
+/// [`age`] for a cell on screen. It also asks egui for a repaint when the text next changes
+/// (within a second while the age is counted in seconds, at the next whole minute, hour or
+/// day after that), so ages keep moving in an idle window; while no age is visible nothing is
+/// scheduled and an idle window stays idle.
+pub fn live_age(ui: &Ui, created: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
+    if let Some(created) = created {
+        ui.ctx()
+            .request_repaint_after(until_age_changes(created, now));
+    }
+    age(created, now)
+}
+
+/// How long until [`age`] of `created` shows another value.
+fn until_age_changes(created: jiff::Timestamp, now: jiff::Timestamp) -> std::time::Duration {
+    let elapsed = now
+        .as_millisecond()
+        .saturating_sub(created.as_millisecond())
+        .max(0);
+    let unit: i64 = match elapsed / 1000 {
+        s if s < 120 => 1_000,
+        s if s < 3600 * 2 => 60_000,
+        s if s < 86400 * 2 => 3_600_000,
+        _ => 86_400_000,
+    };
+    let wait = unit - elapsed % unit;
+    std::time::Duration::from_millis(wait as u64)
+}
+
 /// Orders two optional timestamps so that older comes first; unknown last.
 pub fn cmp_time(a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>) -> Ordering {
     match (a, b) {
@@ -187,6 +215,22 @@ mod tests {
         assert_eq!(age(at("2026-01-01T12:00:00Z"), now), "12h");
         assert_eq!(age(at("2025-12-20T00:00:00Z"), now), "13d");
         assert_eq!(age(None, now), "—");
+    }
+
+    #[test]
+    fn an_age_is_redrawn_when_its_text_changes() {
+        let now: jiff::Timestamp = "2026-01-02T00:00:00.250Z".parse().unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let ms = |d: std::time::Duration| d.as_millis();
+        assert_eq!(ms(until_age_changes(at("2026-01-01T23:59:15Z"), now)), 750);
+        assert_eq!(
+            ms(until_age_changes(at("2026-01-01T23:30:00Z"), now)),
+            59_750
+        );
+        assert_eq!(
+            ms(until_age_changes(at("2026-01-01T12:00:00Z"), now)),
+            3_599_750
+        );
     }
 
     #[test]

@@ -198,7 +198,10 @@ pub fn show(
                     });
                     row.col(|ui| match &t.last_error {
                         Some((at, message)) => {
-                            ui.label(theme::weak(format!("{} ago", table::age(Some(*at), now))));
+                            ui.label(theme::weak(format!(
+                                "{} ago",
+                                table::live_age(ui, Some(*at), now)
+                            )));
                             ui.label(message).on_hover_text(message);
                         }
                         None => {
