@@ -229,3 +229,50 @@ fn ages_keep_moving_in_an_idle_window() {
         "repaint delay with ages on screen: {shown:?}"
     );
 }
+
+/// Issue 10 item 19: the tunnels table clips a long pod name and shows only a tunnel's first
+/// local address; hovering shows the whole text.
+#[test]
+fn the_tunnels_table_shows_clipped_pods_and_further_addresses_on_hover() {
+    let mut model = fixture::model(0);
+    let tunnels = std::sync::Arc::make_mut(&mut model.tunnels);
+    let second = tunnels[0].listeners[0].clone();
+    tunnels[0].listeners.push(ferry::ui::model::Listener {
+        local: ([127, 0, 0, 1], 9443).into(),
+        remote: "https".into(),
+        ..second
+    });
+    let (runtime, _requests) = Runtime::fixed(model);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| FerryApp::new(&cc.egui_ctx, None, runtime));
+    let ctx = h.ctx.clone();
+    for c in [
+        Command::SelectContext("demo".into()),
+        Command::SelectNamespace("default".into()),
+        Command::SelectTab(Tab::Tunnels),
+    ] {
+        h.state_mut().apply(&ctx, c);
+    }
+    // Tooltips show at once instead of after egui's half-second delay.
+    ctx.all_styles_mut(|s| s.interaction.tooltip_delay = 0.0);
+    h.run_steps(3);
+
+    h.get_by_label("kubia-7d4b9c6f5-2xkqp").hover();
+    h.run_steps(3);
+    assert!(
+        h.query_all_by_label_contains("Serving pod: kubia-7d4b9c6f5-2xkqp")
+            .next()
+            .is_some(),
+        "hovering the pod shows its whole name"
+    );
+
+    h.get_by_label("+1").hover();
+    h.run_steps(3);
+    assert!(
+        h.query_all_by_label_contains("127.0.0.1:9443 → remote port https")
+            .next()
+            .is_some(),
+        "hovering +1 lists the second port's address"
+    );
+}

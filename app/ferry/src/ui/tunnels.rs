@@ -236,16 +236,25 @@ fn target_cell(ui: &mut Ui, t: &TunnelRow) {
         .clone()
         .unwrap_or_else(|| t.spec.target.to_kubectl());
     let pod = t.pod.clone().unwrap_or_else(|| "no pod".into());
-    ui.label(&target).on_hover_text(format!(
-        "{} in {}/{}",
-        t.spec.target, t.spec.context, t.spec.namespace
-    ));
+    // The column clips long pod names, so the whole text is on hover of either part.
+    let hover = format!(
+        "{} in {}/{}\n{}",
+        t.spec.target,
+        t.spec.context,
+        t.spec.namespace,
+        match &t.pod {
+            Some(pod) => format!("Serving pod: {pod}"),
+            None => "No pod is serving it now".to_string(),
+        }
+    );
+    ui.label(&target).on_hover_text(&hover);
     ui.label(theme::weak(icon::ARROW));
     ui.label(if t.pod.is_some() {
         RichText::new(pod)
     } else {
         theme::weak(pod)
-    });
+    })
+    .on_hover_text(&hover);
 }
 
 /// One listener per forwarded port: the IPv4 one when the port is bound on both families.
@@ -261,9 +270,13 @@ pub fn primary_listeners(listeners: &[Listener]) -> Vec<&Listener> {
     out
 }
 
+/// The first port's address with its copy button; further ports as "+N" whose hover lists every
+/// address, so a tunnel of several ports fits the column (all of them are in the details panel).
 fn local_cell(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
     let all: Vec<String> = t.listeners.iter().map(|l| l.local.to_string()).collect();
-    for l in primary_listeners(&t.listeners) {
+    let primary = primary_listeners(&t.listeners);
+    let more = primary.len().saturating_sub(1);
+    for l in primary.into_iter().take(1) {
         let address = l.local.to_string();
         let link = ui.link(theme::mono(&address)).on_hover_text(format!(
             "→ remote port {}{}\nListening on {}",
@@ -289,6 +302,15 @@ fn local_cell(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
         {
             out.push(Command::CopyText(address));
         }
+    }
+    if more > 0 {
+        let every: Vec<String> = t
+            .listeners
+            .iter()
+            .map(|l| format!("{} → remote port {}", l.local, l.remote))
+            .collect();
+        ui.label(theme::weak(format!("+{more}")))
+            .on_hover_text(every.join("\n"));
     }
     if t.listeners.is_empty() {
         ui.label(theme::weak("not listening"));
