@@ -20,5 +20,5 @@ pub mod tunnel;
 pub use catalog::{Catalog, CatalogView, ConnectionState};
 pub use clients::ClientPool;
 pub use errors::{Access, ClusterError};
-pub use kubeconfig::{ContextInfo, KubeconfigError};
+pub use kubeconfig::{ContextInfo, KubeconfigError, KubeconfigNote};
 pub use resolve::ResolveError;
