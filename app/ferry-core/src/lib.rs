@@ -16,6 +16,7 @@ pub mod resolve;
 pub mod secrets;
 pub mod spec;
 pub mod tunnel;
+pub mod validate;
 
 pub use catalog::{Catalog, CatalogView, ConnectionState};
 pub use clients::ClientPool;
