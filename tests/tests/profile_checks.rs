@@ -2,7 +2,8 @@
 //! add` refuses a namespace that is not a DNS-1123 label, a selector that does not parse and a
 //! local port two tunnels of one profile want; it warns about a context the kubeconfig does not
 //! have. `ferry up` names the Ferry tunnel that holds a port instead of blaming "another
-//! program".
+//! program". `ferry profile import` recognises a kftray export without `--kftray` and reports a
+//! kftray `local_port` that is not a port, with the entry's name.
 //!
 //! Runs the real `ferry` binary on a private config directory (`cargo build -p ferry` first).
 
@@ -267,4 +268,63 @@ async fn ferry_up_names_the_ferry_tunnel_that_holds_a_port() {
         "names the Ferry tunnel holding it: {line}"
     );
     child.kill().await.ok();
+}
+
+const KFTRAY: &str = r#"[
+  {"alias": "web", "context": "kind-dev", "namespace": "shop", "service": "web",
+   "workload_type": "service", "protocol": "tcp", "local_port": 8080, "remote_port": 80},
+  {"alias": "big", "context": "kind-dev", "namespace": "shop", "service": "api",
+   "workload_type": "service", "protocol": "tcp", "local_port": 70000, "remote_port": 80},
+  {"alias": "zero", "context": "kind-dev", "namespace": "shop", "service": "api",
+   "workload_type": "service", "protocol": "tcp", "local_port": 0, "remote_port": 80},
+  {"alias": "words", "context": "kind-dev", "namespace": "shop", "service": "api",
+   "workload_type": "service", "protocol": "tcp", "local_port": "eighty", "remote_port": 80}
+]"#;
+
+#[test]
+fn profile_import_recognises_a_kftray_export_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kftray-configs.json");
+    std::fs::write(&file, KFTRAY).unwrap();
+    let out = ferry(dir.path(), &["profile", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("kftray") && stdout.contains("imported profile \"kftray-configs\""),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains("web: svc/web 8080:80"), "{}", text(&out));
+}
+
+#[test]
+fn kftray_local_ports_that_are_not_ports_are_reported_by_entry_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("team.json");
+    std::fs::write(&file, KFTRAY).unwrap();
+    let out = ferry(
+        dir.path(),
+        &["profile", "import", "--kftray", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    for (alias, value) in [("big", "70000"), ("zero", "0"), ("words", "\"eighty\"")] {
+        let line = all
+            .lines()
+            .find(|l| l.contains(&format!("(\"{alias}\")")))
+            .unwrap_or_else(|| panic!("{alias} is reported: {all}"));
+        assert!(
+            line.contains("local_port") && line.contains(value) && line.contains("1-65535"),
+            "{line}"
+        );
+    }
+    // Not silently replaced by "any free port".
+    let show = ferry(dir.path(), &["profile", "show", "team"]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("web: svc/web 8080:80"), "{}", text(&show));
+    assert!(
+        !shown.contains("big") && !shown.contains("zero") && !shown.contains("words"),
+        "{}",
+        text(&show)
+    );
 }

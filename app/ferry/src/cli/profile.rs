@@ -81,10 +81,11 @@ pub struct AddArgs {
 pub struct ImportArgs {
     /// The file to import; `-` reads standard input (handy for pasted kubectl lines).
     pub file: PathBuf,
-    /// The file is a kftray JSON export.
+    /// The file is a kftray JSON export (detected without this flag when the file is JSON).
     #[arg(long, conflicts_with = "kubectl")]
     pub kftray: bool,
-    /// The file holds `kubectl port-forward …` command lines, one tunnel per line.
+    /// The file holds `kubectl port-forward …` command lines, one tunnel per line (detected
+    /// without this flag when the first line starts with `kubectl`).
     #[arg(long)]
     pub kubectl: bool,
     /// Profile name for --kftray / --kubectl imports (default: the file name without extension).
@@ -356,18 +357,33 @@ fn import_file(store: &mut ProfileStore, args: ImportArgs) -> anyhow::Result<()>
         .filter(|s| s != "-")
         .unwrap_or_else(|| "imported".into());
     let name = args.name.clone().unwrap_or(stem);
-    let report: ImportReport = if args.kftray || args.kubectl {
-        let defaults = kube_defaults(None).unwrap_or(ImportDefaults {
-            context: "default".into(),
-            namespace: "default".into(),
-        });
-        if args.kftray {
-            import::import_kftray(&text, &name, &defaults)?
-        } else {
-            import::import_kubectl(&text, &name, &defaults)?
-        }
+    let format = if args.kftray {
+        import::Format::Kftray
+    } else if args.kubectl {
+        import::Format::Kubectl
     } else {
-        import::import_ferry(&args.file, &text)?
+        let detected = import::detect(&text);
+        if detected != import::Format::Ferry {
+            println!(
+                "{} looks like {detected}; reading it as such (--kftray / --kubectl say so explicitly)",
+                args.file.display()
+            );
+        }
+        detected
+    };
+    let report: ImportReport = match format {
+        import::Format::Ferry => import::import_ferry(&args.file, &text)?,
+        import::Format::Kftray | import::Format::Kubectl => {
+            let defaults = kube_defaults(None).unwrap_or(ImportDefaults {
+                context: "default".into(),
+                namespace: "default".into(),
+            });
+            if format == import::Format::Kftray {
+                import::import_kftray(&text, &name, &defaults)?
+            } else {
+                import::import_kubectl(&text, &name, &defaults)?
+            }
+        }
     };
     let on_conflict = match (args.replace, args.rename) {
         (true, _) => OnConflict::Replace,
