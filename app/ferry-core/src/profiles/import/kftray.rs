@@ -143,7 +143,7 @@ fn tunnel(
     if flag(entry, "http_logs_enabled") {
         ignore("http_logs_enabled", "Ferry does not log HTTP traffic");
     }
-    Ok(TunnelSpec {
+    let spec = TunnelSpec {
         context: text(entry, "context").unwrap_or_else(|| defaults.context.clone()),
         namespace: text(entry, "namespace").unwrap_or_else(|| defaults.namespace.clone()),
         target,
@@ -155,7 +155,11 @@ fn tunnel(
         spread: Spread::default(),
         alias: text(entry, "alias"),
         note: None,
-    })
+    };
+    // A name the API server would refuse is refused here too; it would also not survive the
+    // profile file (`svc/a!b` reads back as a label selector).
+    crate::validate::tunnel(&spec).map_err(|e| e.to_string())?;
+    Ok(spec)
 }
 
 fn target(entry: &Map<String, Value>) -> Result<Target, String> {

@@ -160,6 +160,39 @@ mod tests {
         }
     }
 
+    /// Found by the `kftray_import` fuzz target: a service name with `!` was imported as
+    /// `Target::Service`, written as `svc/a!b`, and read back as a label selector.
+    #[test]
+    fn a_kftray_name_the_api_server_would_refuse_skips_the_entry() {
+        let defaults = ImportDefaults {
+            context: "c".into(),
+            namespace: "n".into(),
+        };
+        let json = r#"[
+            {"alias": "ok", "service": "web", "remote_port": 80},
+            {"alias": "bang", "service": "arg!!ocd-server", "remote_port": 80},
+            {"alias": "ns", "service": "web", "namespace": "Shop", "remote_port": 80},
+            {"alias": "pod", "workload_type": "pod", "target": "Web_1", "remote_port": 80}
+        ]"#;
+        let report = import_kftray(json, "p", &defaults).unwrap();
+        let aliases: Vec<_> = report.profiles[0]
+            .specs()
+            .map(|s| s.alias.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(aliases, ["ok"]);
+        let skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
+        for needle in [
+            "(\"bang\") skipped: service name \"arg!!ocd-server\" is not a valid name",
+            "(\"ns\") skipped: namespace \"Shop\" is not a valid name",
+            "(\"pod\") skipped: pod name \"Web_1\" is not a valid name",
+        ] {
+            assert!(
+                skipped.iter().any(|s| s.contains(needle)),
+                "{needle}: {skipped:#?}"
+            );
+        }
+    }
+
     #[test]
     fn a_kftray_local_port_that_is_not_a_port_skips_the_entry_by_name() {
         let defaults = ImportDefaults {
