@@ -190,3 +190,55 @@ async fn contexts_check_finds_the_broken_context() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn a_missing_kubeconfig_file_is_named_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-config");
+    let out = run(&ferry_bin(), &missing.display().to_string(), &["contexts"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("KUBECONFIG"), "{stderr}");
+}
+
+#[test]
+fn an_empty_kubeconfig_file_is_named_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty-config");
+    std::fs::write(&empty, "\n# nothing yet\n").expect("write");
+    let out = run(&ferry_bin(), &empty.display().to_string(), &["contexts"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&empty.display().to_string()) && stderr.contains("is empty"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_current_context_that_names_no_context_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: k\n  cluster: {server: 'https://k:6443'}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+    )
+    .expect("write");
+    let out = run(&ferry_bin(), &file.display().to_string(), &["contexts"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(" c "),
+        "the context is still listed: {stdout}"
+    );
+    assert!(
+        stderr.contains("current-context \"gone\"")
+            && stderr.contains(&file.display().to_string())
+            && stderr.contains("names no context"),
+        "{stderr}"
+    );
+}

@@ -98,6 +98,11 @@ impl ClientPool {
         Ok(())
     }
 
+    /// Missing or empty kubeconfig files and a dangling `current-context`, for warnings.
+    pub fn kubeconfig_notes(&self) -> Vec<crate::kubeconfig::KubeconfigNote> {
+        read(&self.inner.kubeconfig).notes()
+    }
+
     /// All contexts, sorted by name: in-app clusters and kubeconfig contexts.
     pub fn contexts(&self) -> Vec<ContextInfo> {
         let mut out = read(&self.inner.kubeconfig).contexts();

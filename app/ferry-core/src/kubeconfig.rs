@@ -8,6 +8,8 @@
 //! default file simply means "no contexts". When merging, the first file that sets a map key
 //! (cluster, user or context name) wins whole, and `current-context` comes from the first file
 //! that sets it. A file that exists but cannot be read or parsed is an error that names the file.
+//! What kubectl passes over in silence (missing or empty files, a `current-context` naming no
+//! context) is kept as [`KubeconfigNote`]s, so Ferry can say which file is the problem.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,26 @@ pub enum KubeconfigError {
     /// The file is valid on its own but cannot be merged with the earlier ones.
     #[error("kubeconfig file {} cannot be merged with the files before it: {reason}", path.display())]
     Merge { path: PathBuf, reason: String },
+}
+
+/// Something wrong with the kubeconfig files that kubectl passes over in silence (it skips
+/// missing and empty files and ignores a dangling `current-context`), but that leaves a person
+/// with no contexts, or with a default that does not work. Shown as warnings, or as the error
+/// when there are no contexts at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KubeconfigNote {
+    /// A listed file does not exist.
+    #[error("kubeconfig file {} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// A file exists but defines nothing (no clusters, users, contexts or current-context).
+    #[error("kubeconfig file {} is empty: it defines no clusters, users or contexts", .0.display())]
+    Empty(PathBuf),
+    /// `current-context` names a context that no file defines.
+    #[error(
+        "current-context \"{name}\" (set in {}) names no context in the kubeconfig; choose one with `kubectl config use-context NAME`",
+        path.display()
+    )]
+    UnknownCurrentContext { name: String, path: PathBuf },
 }
 
 /// One context as `kubectl config get-contexts` shows it, plus where it came from. Plain serde
@@ -70,6 +92,12 @@ pub struct LoadedKubeconfig {
     pub files: Vec<PathBuf>,
     /// For each context name, the file that defined it (first wins).
     context_sources: Vec<(String, PathBuf)>,
+    /// The file the merged `current-context` came from.
+    current_context_source: Option<PathBuf>,
+    /// Listed files that do not exist, in list order.
+    missing: Vec<PathBuf>,
+    /// Files that exist but define nothing.
+    empty: Vec<PathBuf>,
 }
 
 impl LoadedKubeconfig {
@@ -88,9 +116,13 @@ impl LoadedKubeconfig {
             }
             if !path.exists() {
                 tracing::debug!(path = %path.display(), "kubeconfig file does not exist; skipped as kubectl does");
+                loaded.missing.push(path.clone());
                 continue;
             }
             let doc = read_file(path)?;
+            if defines_nothing(&doc) {
+                loaded.empty.push(path.clone());
+            }
             loaded.add(path, doc)?;
         }
         Ok(loaded)
@@ -118,6 +150,9 @@ impl LoadedKubeconfig {
                     .push((ctx.name.clone(), path.to_path_buf()));
             }
         }
+        if self.merged.current_context.is_none() && doc.current_context.is_some() {
+            self.current_context_source = Some(path.to_path_buf());
+        }
         let merged = std::mem::take(&mut self.merged);
         self.merged = merged.merge(doc).map_err(|e| KubeconfigError::Merge {
             path: path.to_path_buf(),
@@ -125,6 +160,27 @@ impl LoadedKubeconfig {
         })?;
         self.files.push(path.to_path_buf());
         Ok(())
+    }
+
+    /// What a person should be told about the files: missing ones, empty ones, and a
+    /// `current-context` that names no context. Empty when all is well.
+    pub fn notes(&self) -> Vec<KubeconfigNote> {
+        let mut notes: Vec<KubeconfigNote> = self
+            .missing
+            .iter()
+            .cloned()
+            .map(KubeconfigNote::Missing)
+            .collect();
+        notes.extend(self.empty.iter().cloned().map(KubeconfigNote::Empty));
+        if let (Some(name), Some(path)) = (self.current_context(), &self.current_context_source)
+            && !self.merged.contexts.iter().any(|c| c.name == name)
+        {
+            notes.push(KubeconfigNote::UnknownCurrentContext {
+                name: name.to_string(),
+                path: path.clone(),
+            });
+        }
+        notes
     }
 
     /// The `current-context`, if any file sets it (to a non-empty name).
@@ -212,6 +268,14 @@ pub fn default_path() -> Option<PathBuf> {
     directories::BaseDirs::new().map(|d| d.home_dir().join(".kube").join("config"))
 }
 
+/// A document with nothing in it: an empty file, or one holding only comments.
+fn defines_nothing(doc: &Kubeconfig) -> bool {
+    doc.clusters.is_empty()
+        && doc.auth_infos.is_empty()
+        && doc.contexts.is_empty()
+        && doc.current_context.is_none()
+}
+
 fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
     use kube::config::KubeconfigError as K;
     Kubeconfig::read_from(path).map_err(|e| match e {
@@ -234,4 +298,47 @@ fn read_file(path: &Path) -> Result<Kubeconfig, KubeconfigError> {
             reason: other.to_string(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_files_and_a_dangling_current_context_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let empty = dir.path().join("empty");
+        let real = dir.path().join("real");
+        std::fs::write(&empty, "# only a comment\n").unwrap();
+        std::fs::write(
+            &real,
+            "current-context: gone\nclusters:\n- name: k\n  cluster: {server: 'https://k:6443'}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+        )
+        .unwrap();
+        let loaded =
+            LoadedKubeconfig::from_paths(&[missing.clone(), empty.clone(), real.clone()]).unwrap();
+        assert_eq!(
+            loaded.notes(),
+            vec![
+                KubeconfigNote::Missing(missing),
+                KubeconfigNote::Empty(empty),
+                KubeconfigNote::UnknownCurrentContext {
+                    name: "gone".into(),
+                    path: real,
+                },
+            ]
+        );
+        assert_eq!(loaded.contexts().len(), 1);
+    }
+
+    #[test]
+    fn a_sound_kubeconfig_has_no_notes() {
+        let loaded = LoadedKubeconfig::from_yaml(
+            "current-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://k:6443'}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+            Path::new("/x/config"),
+        )
+        .unwrap();
+        assert!(loaded.notes().is_empty(), "{:?}", loaded.notes());
+    }
 }

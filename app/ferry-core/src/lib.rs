@@ -16,9 +16,10 @@ pub mod resolve;
 pub mod secrets;
 pub mod spec;
 pub mod tunnel;
+pub mod validate;
 
 pub use catalog::{Catalog, CatalogView, ConnectionState};
 pub use clients::ClientPool;
 pub use errors::{Access, ClusterError};
-pub use kubeconfig::{ContextInfo, KubeconfigError};
+pub use kubeconfig::{ContextInfo, KubeconfigError, KubeconfigNote};
 pub use resolve::ResolveError;

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -224,6 +224,9 @@ impl Drop for RunningPod {
 pub struct Containers {
     pods: Mutex<HashMap<(String, String), Arc<RunningPod>>>,
     started: AtomicBool,
+    /// Where pods' working directories are made (the kubesim's private folder); the system
+    /// temp dir when unset.
+    workdir_root: OnceLock<PathBuf>,
 }
 
 impl Containers {
@@ -241,6 +244,12 @@ impl Containers {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<RunningPod>>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes pods' working directories inside `root` (set once, before [`start`]), so they go
+    /// when that folder is removed.
+    pub fn keep_workdirs_in(&self, root: &Path) {
+        let _ = self.workdir_root.set(root.to_path_buf());
     }
 
     /// Stops every pod's containers (the cluster is shutting down).
@@ -370,7 +379,7 @@ fn reconcile(containers: &Containers, namespace: &str, name: &str, pod: Option<&
     let current_uid = pods.get(&key).map(|p| p.uid.clone());
     match (should_run, current_uid) {
         (Some(p), Some(uid)) if uid == str_at(p, "/metadata/uid") => {}
-        (Some(p), _) => match start_pod(p) {
+        (Some(p), _) => match start_pod(p, containers.workdir_root.get().map(PathBuf::as_path)) {
             Ok(running) => {
                 tracing::debug!(pod = %name, namespace, "simulated containers started");
                 if let Some(old) = pods.insert(key, Arc::new(running)) {
@@ -414,13 +423,25 @@ fn str_at(v: &Value, pointer: &str) -> String {
         .to_string()
 }
 
-/// Binds the pod's listeners, creates its working directory and writes its start-up logs.
-fn start_pod(pod: &Value) -> std::io::Result<RunningPod> {
+/// A new directory only this user may enter (mode 0700 on Unix), in `parent` or the system
+/// temp dir, removed when the returned handle is dropped.
+pub fn private_tempdir(prefix: &str, parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    match parent {
+        Some(dir) => builder.tempdir_in(dir),
+        None => builder.tempdir(),
+    }
+}
+
+/// Binds the pod's listeners, creates its working directory (in `root`, if given) and writes
+/// its start-up logs.
+fn start_pod(pod: &Value, root: Option<&Path>) -> std::io::Result<RunningPod> {
     let name = str_at(pod, "/metadata/name");
     let stopped = CancellationToken::new();
-    let workdir = tempfile::Builder::new()
-        .prefix(&format!("kubesim-{name}-"))
-        .tempdir()?;
+    let workdir = private_tempdir(&format!("kubesim-{name}-"), root)?;
     let mut listeners = HashMap::new();
     let mut infos = Vec::new();
     let mut logs = HashMap::new();

@@ -84,7 +84,7 @@ pub enum Error {
     },
     #[error(transparent)]
     Kubeconfig(#[from] kubeconfig::KubeconfigError),
-    #[error("could not create a directory for the kubeconfig: {0}")]
+    #[error("could not create kubesim's private temporary folder: {0}")]
     TempDir(std::io::Error),
     #[error("the world could not be loaded into cluster {cluster}: {source}")]
     World {
@@ -107,7 +107,10 @@ pub struct Kubesim {
     tokens: Arc<auth::Tokens>,
     kubeconfig_path: PathBuf,
     ca_pem: Option<String>,
-    _tempdir: Option<tempfile::TempDir>,
+    /// This kubesim's private folder (mode 0700): the kubeconfig unless the config names one,
+    /// and every simulated pod's working directory. Removed with everything in it when the
+    /// kubesim stops or is dropped, so no `kubesim-…` folders pile up in the temp dir.
+    scratch: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Kubesim {
@@ -118,6 +121,7 @@ impl std::fmt::Debug for Kubesim {
                 &self.served.iter().map(|s| &s.url).collect::<Vec<_>>(),
             )
             .field("kubeconfig", &self.kubeconfig_path)
+            .field("scratch", &self.scratch.path())
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +136,7 @@ impl Kubesim {
             Some(tls::generate()?)
         };
         let tokens = Arc::new(auth::Tokens::generate());
+        let scratch = containers::private_tempdir("kubesim-", None).map_err(Error::TempDir)?;
         let mut clusters = config.world.clusters.clone();
         if clusters.is_empty() {
             clusters = vec![("demo".into(), Vec::new()), ("staging".into(), Vec::new())];
@@ -139,6 +144,7 @@ impl Kubesim {
         let mut served = Vec::new();
         for (i, (name, manifests)) in clusters.into_iter().enumerate() {
             let cluster = Cluster::new(name.clone(), config.timing.clone());
+            cluster.containers.keep_workdirs_in(scratch.path());
             // Before the pods: simulated container listeners follow pod events from the start.
             containers::start(&cluster);
             sim::start(&cluster, manifests).map_err(|source| Error::World {
@@ -165,16 +171,9 @@ impl Kubesim {
                 url,
             });
         }
-        let (kubeconfig_path, tempdir) = match config.kubeconfig_path {
-            Some(p) => (p, None),
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("kubesim-")
-                    .tempdir()
-                    .map_err(Error::TempDir)?;
-                (dir.path().join("kubeconfig"), Some(dir))
-            }
-        };
+        let kubeconfig_path = config
+            .kubeconfig_path
+            .unwrap_or_else(|| scratch.path().join("kubeconfig"));
         let ca_pem = tls.map(|t| t.ca_pem);
         let entries: Vec<kubeconfig::ClusterEntry> = served
             .iter()
@@ -190,7 +189,7 @@ impl Kubesim {
             tokens,
             kubeconfig_path,
             ca_pem,
-            _tempdir: tempdir,
+            scratch,
         })
     }
 
@@ -244,11 +243,13 @@ impl Kubesim {
         self.ca_pem.as_deref()
     }
 
-    /// Stops every listener (closing every connection) and the simulation.
+    /// Stops every listener (closing every connection) and the simulation, and removes the
+    /// private folder.
     pub async fn shutdown(self) {
         for s in &self.served {
             s.control.stop().await;
             sim::stop(&s.cluster);
+            s.cluster.containers.stop_all();
         }
     }
 }
@@ -258,6 +259,9 @@ impl Drop for Kubesim {
         for s in &self.served {
             s.control.shutdown_now();
             sim::stop(&s.cluster);
+            s.cluster.containers.stop_all();
         }
+        // `scratch` is dropped after this, removing the folder and the pods' folders in it
+        // (even those a stream still holds open).
     }
 }

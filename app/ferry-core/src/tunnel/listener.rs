@@ -5,12 +5,18 @@
 //! a client resolves first); if either is taken, the tunnel does not start.
 //! Other addresses only when asked; 0.0.0.0 / :: earn a warning because they expose the tunnel
 //! (and through it the cluster) to the local network. A port already in use is a clear error
-//! naming the port and offering the next free one.
+//! naming the port and offering the next free one; when the port is held by another tunnel of
+//! this same Ferry, the error names that tunnel instead of blaming "another program".
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::engine::Origin;
+use crate::spec::TunnelSpec;
 
 /// Why a local port could not be opened. Not retried automatically: a person must choose
 /// another port or free this one.
@@ -23,6 +29,17 @@ pub enum BindError {
     InUse {
         address: IpAddr,
         port: u16,
+        next_free: Option<u16>,
+    },
+    /// Another tunnel of this Ferry process listens there.
+    #[error(
+        "local port {port} on {address} is already in use by Ferry's own {holder}; stop that tunnel or give this one another local port{}",
+        next_free.map(|p| format!(" (port {p} is free: use {p}:REMOTE, or :REMOTE for any free port)")).unwrap_or_default()
+    )]
+    HeldByFerry {
+        address: IpAddr,
+        port: u16,
+        holder: String,
         next_free: Option<u16>,
     },
     #[error(
@@ -45,7 +62,84 @@ pub enum BindError {
 #[derive(Debug)]
 pub struct BoundPort {
     pub port: u16,
-    pub listeners: Vec<TcpListener>,
+    pub listeners: Vec<Listener>,
+}
+
+/// A listening socket of a tunnel. While it lives, a bind of the same port elsewhere in this
+/// process is told which tunnel holds it.
+#[derive(Debug)]
+pub struct Listener {
+    inner: TcpListener,
+    _claim: Claim,
+}
+
+impl Listener {
+    /// The next local connection.
+    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        self.inner.accept().await
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// One entry of [`HELD`], removed when the listener is dropped.
+#[derive(Debug)]
+struct Claim(u64);
+
+/// The addresses this process's tunnels listen on and a description of each tunnel. The
+/// operating system only says "address in use"; this table tells Ferry's own tunnels apart from
+/// other programs. Process-wide because the sockets it describes are.
+static HELD: Mutex<Vec<(u64, SocketAddr, String)>> = Mutex::new(Vec::new());
+static NEXT_CLAIM: AtomicU64 = AtomicU64::new(1);
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(u64, SocketAddr, String)>> {
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Claim {
+    fn new(address: SocketAddr, holder: &str) -> Self {
+        let id = NEXT_CLAIM.fetch_add(1, Ordering::Relaxed);
+        held().push((id, address, holder.to_string()));
+        Claim(id)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        held().retain(|(id, _, _)| *id != self.0);
+    }
+}
+
+/// The tunnel of this process listening on `port` at an address that overlaps `address`.
+fn holder_of(address: IpAddr, port: u16) -> Option<String> {
+    held()
+        .iter()
+        .find(|(_, a, _)| {
+            a.port() == port
+                && (a.ip() == address
+                    || (a.is_ipv4() == address.is_ipv4()
+                        && (a.ip().is_unspecified() || address.is_unspecified())))
+        })
+        .map(|(_, _, holder)| holder.clone())
+}
+
+/// How a tunnel is named when it holds a port another one wants:
+/// `tunnel api: svc/api 8080:80 of profile "staging"`.
+pub fn holder_label(spec: &TunnelSpec, origin: &Origin) -> String {
+    let ports: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
+    let alias = spec
+        .alias
+        .as_deref()
+        .map(|a| format!("{a}: "))
+        .unwrap_or_default();
+    let from = match origin.profile() {
+        Some(profile) => format!(" of profile \"{profile}\""),
+        None => " (started with forward)".to_string(),
+    };
+    format!("tunnel {alias}{} {}{from}", spec.target, ports.join(" "))
 }
 
 impl BoundPort {
@@ -79,8 +173,9 @@ pub fn exposure_warning(address: IpAddr, port: u16) -> Option<String> {
 /// (empty: the defaults). With the defaults, ::1 is left out only when the machine has no IPv6
 /// loopback. A port another program holds on ::1 alone is an error naming ::1: listening on
 /// 127.0.0.1 alone would let `localhost:PORT` reach that other program for clients that try
-/// ::1 first. Asking for `127.0.0.1` explicitly binds that address alone.
-pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindError> {
+/// ::1 first. Asking for `127.0.0.1` explicitly binds that address alone. `holder` names the
+/// tunnel (see [`holder_label`]) for a later bind of the same port in this process.
+pub async fn bind(addresses: &[IpAddr], port: u16, holder: &str) -> Result<BoundPort, BindError> {
     let defaults = addresses.is_empty();
     let addresses = if defaults {
         default_addresses()
@@ -93,7 +188,7 @@ pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindErro
     let mut last = None;
     for _ in 0..tries {
         match bind_all(&addresses, port, defaults).await {
-            Ok(bound) => return Ok(bound),
+            Ok((port, listeners)) => return Ok(claim(port, listeners, holder)),
             Err(err @ BindError::InUse { .. }) if port == 0 => last = Some(err),
             Err(err) => return Err(with_next_free(err, &addresses, defaults).await),
         }
@@ -105,11 +200,30 @@ pub async fn bind(addresses: &[IpAddr], port: u16) -> Result<BoundPort, BindErro
     }))
 }
 
+/// Records the listeners in [`HELD`] under `holder`.
+fn claim(port: u16, listeners: Vec<TcpListener>, holder: &str) -> BoundPort {
+    let listeners = listeners
+        .into_iter()
+        .map(|inner| {
+            let address = inner
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+            Listener {
+                inner,
+                _claim: Claim::new(address, holder),
+            }
+        })
+        .collect();
+    BoundPort { port, listeners }
+}
+
+/// Binds every address on one port number (0: the first bind picks it); the port and the
+/// listeners.
 async fn bind_all(
     addresses: &[IpAddr],
     port: u16,
     best_effort_v6: bool,
-) -> Result<BoundPort, BindError> {
+) -> Result<(u16, Vec<TcpListener>), BindError> {
     let mut listeners = Vec::with_capacity(addresses.len());
     let mut chosen = port;
     for (i, address) in addresses.iter().enumerate() {
@@ -127,10 +241,7 @@ async fn bind_all(
             Err(err) => return Err(classify(*address, chosen, &err)),
         }
     }
-    Ok(BoundPort {
-        port: chosen,
-        listeners,
-    })
+    Ok((chosen, listeners))
 }
 
 /// The address does not exist on this machine (no IPv6, or IPv6 loopback switched off), as
@@ -155,10 +266,18 @@ const fn libc_eafnosupport() -> i32 {
 
 fn classify(address: IpAddr, port: u16, err: &std::io::Error) -> BindError {
     match err.kind() {
-        ErrorKind::AddrInUse => BindError::InUse {
-            address,
-            port,
-            next_free: None,
+        ErrorKind::AddrInUse => match holder_of(address, port) {
+            Some(holder) => BindError::HeldByFerry {
+                address,
+                port,
+                holder,
+                next_free: None,
+            },
+            None => BindError::InUse {
+                address,
+                port,
+                next_free: None,
+            },
         },
         ErrorKind::PermissionDenied => BindError::Denied {
             address,
@@ -175,14 +294,24 @@ fn classify(address: IpAddr, port: u16, err: &std::io::Error) -> BindError {
 
 /// Fill in the next free port for an "in use" error.
 async fn with_next_free(err: BindError, addresses: &[IpAddr], defaults: bool) -> BindError {
-    let BindError::InUse { address, port, .. } = err else {
-        return err;
-    };
-    let next_free = next_free_port(addresses, port, defaults).await;
-    BindError::InUse {
-        address,
-        port,
-        next_free,
+    match err {
+        BindError::InUse { address, port, .. } => BindError::InUse {
+            address,
+            port,
+            next_free: next_free_port(addresses, port, defaults).await,
+        },
+        BindError::HeldByFerry {
+            address,
+            port,
+            holder,
+            ..
+        } => BindError::HeldByFerry {
+            address,
+            port,
+            holder,
+            next_free: next_free_port(addresses, port, defaults).await,
+        },
+        other => other,
     }
 }
 
@@ -205,7 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn any_free_port_binds_loopback_only() {
-        let bound = bind(&[], 0).await.unwrap();
+        let bound = bind(&[], 0, "test").await.unwrap();
         assert_ne!(bound.port, 0);
         let addrs = bound.addresses();
         assert!(
@@ -225,7 +354,7 @@ mod tests {
     async fn a_port_in_use_names_the_port_and_offers_the_next_free_one() {
         let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = taken.local_addr().unwrap().port();
-        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], port)
+        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], port, "test")
             .await
             .unwrap_err();
         let BindError::InUse {
@@ -247,8 +376,34 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_addresses_are_used_as_given() {
-        let bound = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], 0).await.unwrap();
+        let bound = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], 0, "test")
+            .await
+            .unwrap();
         assert_eq!(bound.listeners.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_port_another_tunnel_holds_names_that_tunnel_until_it_lets_go() {
+        let first = bind(
+            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            0,
+            "tunnel svc/web 80 of profile \"a\"",
+        )
+        .await
+        .unwrap();
+        let err = bind(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], first.port, "other")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, BindError::HeldByFerry { .. })
+                && text.contains("Ferry's own tunnel svc/web 80 of profile \"a\"")
+                && !text.contains("another program"),
+            "{text}"
+        );
+        let port = first.port;
+        drop(first);
+        assert!(holder_of(IpAddr::V4(Ipv4Addr::LOCALHOST), port).is_none());
     }
 
     #[test]

@@ -595,7 +595,8 @@ impl Ports {
                     None => continue,
                 },
             };
-            let bound = listener::bind(&spec.bind, number)
+            let holder = listener::holder_label(&spec, &self.cell.origin);
+            let bound = listener::bind(&spec.bind, number, &holder)
                 .await
                 .map_err(|e| e.to_string())?;
             self.start_accepting(i, bound);
@@ -634,11 +635,7 @@ impl Ports {
 }
 
 /// Accept connections until the tunnel stops; each gets its own task.
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    path: Arc<PortPath>,
-    cancel: CancellationToken,
-) {
+async fn accept_loop(listener: listener::Listener, path: Arc<PortPath>, cancel: CancellationToken) {
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,

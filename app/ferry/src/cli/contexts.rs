@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use ferry_core::{ClientPool, ContextInfo};
+use ferry_core::{ClientPool, ContextInfo, KubeconfigNote};
 
 /// Options of `ferry contexts`.
 #[derive(Debug, Args)]
@@ -41,10 +41,19 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The outcome of checking one context: `Err` holds the reason, in words.
 type Check = Result<(), String>;
 
-/// Prints the contexts; fails with the file name and reason when a kubeconfig is malformed.
+/// Prints the contexts; fails with the file name and reason when a kubeconfig is malformed,
+/// and when there are no contexts at all (naming the missing or empty files). Other problems
+/// (a missing file among several, a dangling current-context) are warnings.
 pub fn run(args: ContextsArgs) -> anyhow::Result<ExitCode> {
     let pool = ClientPool::from_env().context("cannot list contexts")?;
     let contexts = pool.contexts();
+    let notes = pool.kubeconfig_notes();
+    if contexts.is_empty() {
+        bail!("{}", no_contexts(&notes));
+    }
+    for note in &notes {
+        eprintln!("warning: {note}");
+    }
     let checks = if args.check {
         Some(check_all(&pool, &contexts)?)
     } else {
@@ -56,11 +65,6 @@ pub fn run(args: ContextsArgs) -> anyhow::Result<ExitCode> {
         Output::Name => contexts.iter().map(|c| format!("{}\n", c.name)).collect(),
     };
     print!("{text}");
-    if contexts.is_empty() && args.output == Output::Table {
-        eprintln!(
-            "no contexts: set KUBECONFIG or create ~/.kube/config (e.g. with your cloud's CLI)"
-        );
-    }
     let failures: Vec<String> = checks
         .into_iter()
         .flatten()
@@ -74,6 +78,28 @@ pub fn run(args: ContextsArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Why there are no contexts, naming the files, and what to do.
+fn no_contexts(notes: &[KubeconfigNote]) -> String {
+    let listed = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let hint = if listed {
+        "the KUBECONFIG environment variable lists these files: fix it, or create the file (e.g. with your cloud's CLI)"
+    } else {
+        "create ~/.kube/config (e.g. with your cloud's CLI), or set KUBECONFIG to your kubeconfig files"
+    };
+    let files: Vec<String> = notes
+        .iter()
+        .filter(|n| !matches!(n, KubeconfigNote::UnknownCurrentContext { .. }))
+        .map(ToString::to_string)
+        .collect();
+    if files.is_empty() {
+        format!(
+            "no contexts: the kubeconfig defines none; add one with `kubectl config set-context`, or {hint}"
+        )
+    } else {
+        format!("no contexts: {}; {hint}", files.join("; "))
+    }
 }
 
 /// Probes every context at once, in context order.

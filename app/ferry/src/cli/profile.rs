@@ -13,6 +13,7 @@ use ferry_core::clients::ClientPool;
 use ferry_core::profiles::import::{self, ImportDefaults, ImportReport};
 use ferry_core::profiles::{OnConflict, Profile, ProfileStore, export_profiles, write_export};
 use ferry_core::spec::{ListenAddress, PortSpec, Spread, Target, TunnelSpec};
+use ferry_core::validate;
 
 /// Manage saved profiles (named sets of tunnels).
 #[derive(Debug, clap::Args)]
@@ -80,10 +81,11 @@ pub struct AddArgs {
 pub struct ImportArgs {
     /// The file to import; `-` reads standard input (handy for pasted kubectl lines).
     pub file: PathBuf,
-    /// The file is a kftray JSON export.
+    /// The file is a kftray JSON export (detected without this flag when the file is JSON).
     #[arg(long, conflicts_with = "kubectl")]
     pub kftray: bool,
-    /// The file holds `kubectl port-forward …` command lines, one tunnel per line.
+    /// The file holds `kubectl port-forward …` command lines, one tunnel per line (detected
+    /// without this flag when the first line starts with `kubectl`).
     #[arg(long)]
     pub kubectl: bool,
     /// Profile name for --kftray / --kubectl imports (default: the file name without extension).
@@ -247,23 +249,18 @@ fn add(store: &mut ProfileStore, args: AddArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.parse::<PortSpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    let needs_defaults = args.context.is_none() || args.namespace.is_none();
-    let defaults = if needs_defaults {
-        kube_defaults(args.context.as_deref())
-    } else {
-        None
-    };
+    let pool = ClientPool::from_env().ok();
     let context = match args
         .context
-        .or_else(|| defaults.as_ref().map(|d| d.context.clone()))
+        .or_else(|| pool.as_ref().and_then(ClientPool::current_context))
     {
         Some(c) => c,
         None => bail!("no --context given and the kubeconfig has no current-context"),
     };
-    let namespace = args
-        .namespace
-        .or_else(|| defaults.map(|d| d.namespace))
-        .unwrap_or_else(|| "default".into());
+    let namespace = args.namespace.unwrap_or_else(|| match &pool {
+        Some(pool) => pool.default_namespace(&context),
+        None => "default".into(),
+    });
     let spec = TunnelSpec {
         context,
         namespace,
@@ -274,8 +271,14 @@ fn add(store: &mut ProfileStore, args: AddArgs) -> anyhow::Result<()> {
         alias: args.alias,
         note: None,
     };
-    let line = describe(&spec);
+    validate::tunnel(&spec)?;
     let (name, autostart) = (args.name, args.autostart);
+    let existing = store
+        .profile(&name)
+        .map(|p| p.specs().cloned().collect::<Vec<_>>());
+    validate::port_clash(&name, existing.iter().flatten().chain([&spec]))?;
+    warn_unknown_context(store, pool.as_ref(), &spec.context);
+    let line = describe(&spec);
     store.modify(|doc| {
         match doc.profiles.iter_mut().find(|p| p.name == name) {
             Some(p) => {
@@ -292,6 +295,26 @@ fn add(store: &mut ProfileStore, args: AddArgs) -> anyhow::Result<()> {
     })?;
     println!("added to profile \"{name}\": {line}");
     Ok(())
+}
+
+/// A context that neither the kubeconfig nor Ferry's own clusters know is saved anyway (it may
+/// be added later, or exist on another machine), with a warning naming the known ones.
+fn warn_unknown_context(store: &ProfileStore, pool: Option<&ClientPool>, context: &str) {
+    let mut known: Vec<String> = pool
+        .map(|p| p.contexts().into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    known.extend(store.clusters().iter().map(|c| c.name.clone()));
+    if known.iter().any(|k| k == context) {
+        return;
+    }
+    let listed = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    eprintln!(
+        "warning: there is no context named \"{context}\" in the kubeconfig or among Ferry's clusters (known: {listed}); the tunnel is saved, but it cannot start until that context exists"
+    );
 }
 
 /// The context (current unless given) and its namespace, from the kubeconfig.
@@ -334,18 +357,33 @@ fn import_file(store: &mut ProfileStore, args: ImportArgs) -> anyhow::Result<()>
         .filter(|s| s != "-")
         .unwrap_or_else(|| "imported".into());
     let name = args.name.clone().unwrap_or(stem);
-    let report: ImportReport = if args.kftray || args.kubectl {
-        let defaults = kube_defaults(None).unwrap_or(ImportDefaults {
-            context: "default".into(),
-            namespace: "default".into(),
-        });
-        if args.kftray {
-            import::import_kftray(&text, &name, &defaults)?
-        } else {
-            import::import_kubectl(&text, &name, &defaults)?
-        }
+    let format = if args.kftray {
+        import::Format::Kftray
+    } else if args.kubectl {
+        import::Format::Kubectl
     } else {
-        import::import_ferry(&args.file, &text)?
+        let detected = import::detect(&text);
+        if detected != import::Format::Ferry {
+            println!(
+                "{} looks like {detected}; reading it as such (--kftray / --kubectl say so explicitly)",
+                args.file.display()
+            );
+        }
+        detected
+    };
+    let report: ImportReport = match format {
+        import::Format::Ferry => import::import_ferry(&args.file, &text)?,
+        import::Format::Kftray | import::Format::Kubectl => {
+            let defaults = kube_defaults(None).unwrap_or(ImportDefaults {
+                context: "default".into(),
+                namespace: "default".into(),
+            });
+            if format == import::Format::Kftray {
+                import::import_kftray(&text, &name, &defaults)?
+            } else {
+                import::import_kubectl(&text, &name, &defaults)?
+            }
+        }
     };
     let on_conflict = match (args.replace, args.rename) {
         (true, _) => OnConflict::Replace,

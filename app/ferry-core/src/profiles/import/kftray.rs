@@ -107,11 +107,11 @@ fn tunnel(
         ));
     }
     let target = target(entry)?;
-    let remote = port(entry, "remote_port")
-        .filter(|p| *p > 0)
-        .ok_or("it has no remote_port")?;
-    let local = match port(entry, "local_port") {
-        None | Some(0) => LocalPort::Any,
+    let remote = port(entry, "remote_port")?.ok_or("it has no remote_port")?;
+    // An absent local_port lets Ferry choose one; a value that is not a port is an error in the
+    // file, not something to replace silently.
+    let local = match port(entry, "local_port")? {
+        None => LocalPort::Any,
         Some(p) => LocalPort::Fixed(p),
     };
     let bind = match text(entry, "local_address") {
@@ -143,7 +143,7 @@ fn tunnel(
     if flag(entry, "http_logs_enabled") {
         ignore("http_logs_enabled", "Ferry does not log HTTP traffic");
     }
-    Ok(TunnelSpec {
+    let spec = TunnelSpec {
         context: text(entry, "context").unwrap_or_else(|| defaults.context.clone()),
         namespace: text(entry, "namespace").unwrap_or_else(|| defaults.namespace.clone()),
         target,
@@ -155,7 +155,11 @@ fn tunnel(
         spread: Spread::default(),
         alias: text(entry, "alias"),
         note: None,
-    })
+    };
+    // A name the API server would refuse is refused here too; it would also not survive the
+    // profile file (`svc/a!b` reads back as a label selector).
+    crate::validate::tunnel(&spec).map_err(|e| e.to_string())?;
+    Ok(spec)
 }
 
 fn target(entry: &Map<String, Value>) -> Result<Target, String> {
@@ -193,11 +197,38 @@ fn text(entry: &Map<String, Value>, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn port(entry: &Map<String, Value>, key: &str) -> Option<u16> {
-    match entry.get(key)? {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.trim().parse().ok(),
+/// A port field: `None` when absent (or null, or an empty string); an error naming the value
+/// when it is not a whole number from 1 to 65535.
+fn port(entry: &Map<String, Value>, key: &str) -> Result<Option<u16>, String> {
+    let value = match entry.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(v) => v,
+    };
+    let number = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
+    };
+    match number
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n > 0)
+    {
+        Some(p) => Ok(Some(p)),
+        None => Err(format!(
+            "{key} {} is not a port number (1-65535)",
+            shown(value)
+        )),
+    }
+}
+
+/// A JSON value as it appears in the file, cut short if long.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 24 {
+        format!("{}…", text.chars().take(24).collect::<String>())
+    } else {
+        text
     }
 }
 
