@@ -1,13 +1,13 @@
 //! Offline checks of what a person typed into a tunnel, so a typo is caught when a profile is
 //! saved rather than when its tunnel fails to start: namespace and object names (the rules the
-//! API server applies), label-selector syntax (the grammar of apimachinery's `labels.Parse`),
+//! API server applies), label-selector syntax (the grammar the tunnel engine runs),
 //! and two tunnels of one profile wanting the same local port.
 //!
 //! Whether a context, namespace or object exists needs the cluster, and is not checked here.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use crate::resolve::{ResolveError, parse_selector};
 use crate::spec::{LocalPort, RemotePort, Target, TunnelSpec};
 
 /// Why a tunnel spec would be refused by the API server, or could not run beside another.
@@ -151,211 +151,21 @@ fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-/// A label selector as `kubectl -l` and the API server take it: requirements separated by
-/// commas, each `key`, `!key`, `key=value`, `key==value`, `key!=value`, `key in (a,b)`,
-/// `key notin (a,b)`, `key>N` or `key<N`.
+/// A label selector must parse as the tunnel engine parses it ([`parse_selector`]: kubectl's
+/// equality and set-based requirements, keys and values checked as Kubernetes checks them), so
+/// a selector saved in a profile is one its tunnel can run.
 pub fn selector(text: &str) -> Result<(), InvalidSpec> {
-    parse_selector(text).map_err(|reason| InvalidSpec::Selector {
-        selector: text.to_string(),
-        reason,
-    })
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token<'a> {
-    Ident(&'a str),
-    Not,
-    NotEquals,
-    Equals,
-    Open,
-    Close,
-    Comma,
-    Greater,
-    Less,
-}
-
-fn lex(text: &str) -> Result<Vec<Token<'_>>, String> {
-    const SPECIAL: &[char] = &['=', '!', '(', ')', ',', '<', '>'];
-    let mut tokens = Vec::new();
-    let mut rest = text;
-    loop {
-        rest = rest.trim_start();
-        let Some(c) = rest.chars().next() else {
-            return Ok(tokens);
-        };
-        let (token, len) = match c {
-            '!' if rest.starts_with("!=") => (Token::NotEquals, 2),
-            '!' => (Token::Not, 1),
-            '=' if rest.starts_with("==") => (Token::Equals, 2),
-            '=' => (Token::Equals, 1),
-            '(' => (Token::Open, 1),
-            ')' => (Token::Close, 1),
-            ',' => (Token::Comma, 1),
-            '>' => (Token::Greater, 1),
-            '<' => (Token::Less, 1),
-            _ => {
-                let end = rest
-                    .find(|c: char| c.is_whitespace() || SPECIAL.contains(&c))
-                    .unwrap_or(rest.len());
-                (Token::Ident(&rest[..end]), end)
-            }
-        };
-        tokens.push(token);
-        rest = &rest[len..];
+    match parse_selector(text) {
+        Ok(_) => Ok(()),
+        Err(ResolveError::BadSelector { reason, .. }) => Err(InvalidSpec::Selector {
+            selector: text.to_string(),
+            reason,
+        }),
+        Err(other) => Err(InvalidSpec::Selector {
+            selector: text.to_string(),
+            reason: other.to_string(),
+        }),
     }
-}
-
-fn parse_selector(text: &str) -> Result<(), String> {
-    let tokens = lex(text)?;
-    if tokens.is_empty() {
-        return Err("it is empty".into());
-    }
-    let mut at = 0;
-    loop {
-        at = requirement(&tokens, at)?;
-        match tokens.get(at) {
-            None => return Ok(()),
-            Some(Token::Comma) if at + 1 == tokens.len() => {
-                return Err("a ',' must be followed by another requirement".into());
-            }
-            Some(Token::Comma) => at += 1,
-            Some(other) => return Err(format!("expected ',' or the end, found {}", show(other))),
-        }
-    }
-}
-
-/// One requirement starting at `at`; returns where the next token is.
-fn requirement(tokens: &[Token<'_>], at: usize) -> Result<usize, String> {
-    let (negated, at) = match tokens.get(at) {
-        Some(Token::Not) => (true, at + 1),
-        _ => (false, at),
-    };
-    let key = match tokens.get(at) {
-        Some(Token::Ident(k)) if !is_keyword(k) => *k,
-        Some(other) => return Err(format!("expected a label key, found {}", show(other))),
-        None => return Err("expected a label key at the end".into()),
-    };
-    label_key(key)?;
-    let at = at + 1;
-    if negated {
-        return Ok(at);
-    }
-    match tokens.get(at) {
-        None | Some(Token::Comma) => Ok(at),
-        Some(Token::Equals | Token::NotEquals) => single_value(tokens, at + 1, false),
-        Some(Token::Greater | Token::Less) => single_value(tokens, at + 1, true),
-        Some(Token::Ident("in" | "notin")) => value_set(tokens, at + 1),
-        Some(other) => Err(format!(
-            "expected an operator (=, ==, !=, in, notin, >, <) after \"{key}\", found {}",
-            show(other)
-        )),
-    }
-}
-
-fn single_value(tokens: &[Token<'_>], at: usize, number: bool) -> Result<usize, String> {
-    match tokens.get(at) {
-        Some(Token::Ident(v)) => {
-            if number && v.parse::<i64>().is_err() {
-                return Err(format!("'>' and '<' need a whole number, not \"{v}\""));
-            }
-            label_value(v)?;
-            Ok(at + 1)
-        }
-        None | Some(Token::Comma) if !number => Ok(at),
-        Some(other) => Err(format!("expected a value, found {}", show(other))),
-        None => Err("expected a value at the end".into()),
-    }
-}
-
-/// `(a, b, …)` after `in` / `notin`.
-fn value_set(tokens: &[Token<'_>], at: usize) -> Result<usize, String> {
-    if tokens.get(at) != Some(&Token::Open) {
-        return Err("'in' and 'notin' need a list of values in parentheses: (a,b)".into());
-    }
-    let mut at = at + 1;
-    let mut values = BTreeSet::new();
-    loop {
-        match tokens.get(at) {
-            Some(Token::Ident(v)) => {
-                label_value(v)?;
-                values.insert(*v);
-                at += 1;
-            }
-            Some(Token::Comma | Token::Close) => {}
-            Some(other) => return Err(format!("expected a value, found {}", show(other))),
-            None => return Err("the list of values is missing its ')'".into()),
-        }
-        match tokens.get(at) {
-            Some(Token::Comma) => at += 1,
-            Some(Token::Close) => return Ok(at + 1),
-            Some(other) => {
-                return Err(format!(
-                    "values in parentheses are separated by ',', found {}",
-                    show(other)
-                ));
-            }
-            None => return Err("the list of values is missing its ')'".into()),
-        }
-    }
-}
-
-fn is_keyword(s: &str) -> bool {
-    s == "in" || s == "notin"
-}
-
-fn show(token: &Token<'_>) -> String {
-    match token {
-        Token::Ident(s) => format!("\"{s}\""),
-        Token::Not => "'!'".into(),
-        Token::NotEquals => "'!='".into(),
-        Token::Equals => "'='".into(),
-        Token::Open => "'('".into(),
-        Token::Close => "')'".into(),
-        Token::Comma => "','".into(),
-        Token::Greater => "'>'".into(),
-        Token::Less => "'<'".into(),
-    }
-}
-
-/// A label key: an optional DNS subdomain prefix and '/', then a name of at most 63
-/// characters (letters, digits, '-', '_', '.'; alphanumeric at both ends).
-fn label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix
-        && !is_dns_subdomain(prefix)
-    {
-        return Err(format!(
-            "the prefix of key \"{key}\" must be a DNS subdomain (like example.com)"
-        ));
-    }
-    if name.is_empty() || !is_label_word(name) {
-        return Err(format!(
-            "key \"{key}\" must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-        ));
-    }
-    Ok(())
-}
-
-/// A label value: empty, or like a key's name part.
-fn label_value(value: &str) -> Result<(), String> {
-    if value.is_empty() || is_label_word(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "value \"{value}\" must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-        ))
-    }
-}
-
-fn is_label_word(s: &str) -> bool {
-    s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -376,10 +186,7 @@ mod tests {
             "env in (prod,staging)",
             "env in ( prod , staging )",
             "env notin (prod)",
-            "env in ()",
             "app.kubernetes.io/name=web",
-            "replicas>1",
-            "replicas<10",
             "  app = web , tier != cache ",
         ] {
             assert_eq!(selector(good), Ok(()), "{good}");
@@ -403,6 +210,8 @@ mod tests {
             "bad_prefix!/x=y",
             "/x=y",
             "replicas>one",
+            "replicas>1",
+            "env in ()",
             "!app=web",
             "app=(web)",
             "in=x",

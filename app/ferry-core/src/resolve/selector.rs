@@ -316,7 +316,14 @@ impl Parser<'_> {
 }
 
 /// A label key: optional DNS-subdomain prefix and '/', then a name of at most 63 characters.
+/// `in` and `notin` are operators in the selector grammar (apimachinery's lexer makes them
+/// keywords), never keys.
 fn check_key(key: &str) -> Result<(), String> {
+    if key == "in" || key == "notin" {
+        return Err(format!(
+            "\"{key}\" is an operator (key in (a,b)), not a label key"
+        ));
+    }
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
