@@ -5,14 +5,25 @@
 //! [`ClientPool`] is a cheap-clone handle (an `Arc` inside): clone it into every task that needs
 //! a cluster. Creating a client does not contact the API server; connection problems show up on
 //! the first request, and [`ClusterError::from_kube`] words them with the server URL.
+//!
+//! A kubeconfig changes under a running Ferry: a re-login, `aws eks update-kubeconfig` or a
+//! certificate rotation writes a new CA or token into the same file. So the client a context
+//! hands out *follows its kubeconfig*: each request goes to the client built from the files as
+//! they are now. The files are checked once a second and re-read when they change, and a
+//! server that refuses the credentials (401) or the certificate makes the next request re-read
+//! them and build a new client — so watches and tunnels that hold a client recover by
+//! themselves, without being restarted.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
+use futures::future::BoxFuture;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 
 use crate::errors::{ClusterError, error_chain};
 use crate::exec_auth;
@@ -21,6 +32,11 @@ use crate::kubeconfig::{ContextInfo, KubeconfigError, LoadedKubeconfig};
 /// How long to wait for a TCP/TLS connection to the API server before calling it unreachable.
 /// Shorter than kube-rs's default so a dead cluster is reported (and retried) quickly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the kubeconfig files are checked for changes.
+const FILE_CHECK: Duration = Duration::from_secs(1);
+/// A context whose server refused its credentials or certificate rebuilds its client at most
+/// this often (each rebuild may run a credential plugin).
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(2);
 
 /// The clients of all contexts, created lazily. Clone freely: all clones share the same clients.
 #[derive(Clone)]
@@ -34,7 +50,18 @@ struct Inner {
     kubeconfig: RwLock<LoadedKubeconfig>,
     /// Clusters that are not in any kubeconfig file: the built-in demo cluster, tests.
     in_app: RwLock<Vec<(ContextInfo, kube::Client)>>,
+    /// The clients built from the kubeconfig as it is now; emptied when it is re-read.
     clients: Mutex<HashMap<String, Arc<OnceCell<kube::Client>>>>,
+    /// The clients handed out, one per context: they follow `clients` (see the module docs).
+    following: Mutex<HashMap<String, kube::Client>>,
+    /// Counts the times the kubeconfig was re-read, so retries waiting out a backoff can try
+    /// again at once with the new credentials.
+    changes: watch::Sender<u64>,
+    /// Modification time and length of each file when it was last read.
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    /// When each context last rebuilt its client because the server refused it.
+    refreshed: Mutex<HashMap<String, Instant>>,
+    watching: AtomicBool,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -62,12 +89,18 @@ impl ClientPool {
 
     /// A pool over an already loaded kubeconfig.
     pub fn with_kubeconfig(paths: Vec<PathBuf>, loaded: LoadedKubeconfig) -> Self {
+        let stamps = Mutex::new(file_stamps(&paths));
         ClientPool {
             inner: Arc::new(Inner {
                 paths,
                 kubeconfig: RwLock::new(loaded),
                 in_app: RwLock::new(Vec::new()),
                 clients: Mutex::new(HashMap::new()),
+                following: Mutex::new(HashMap::new()),
+                changes: watch::Sender::new(0),
+                stamps,
+                refreshed: Mutex::new(HashMap::new()),
+                watching: AtomicBool::new(false),
             }),
         }
     }
@@ -92,10 +125,18 @@ impl ClientPool {
     /// Cached clients are dropped so new credentials and URLs take effect; running tasks keep
     /// the clients they already hold.
     pub fn reload(&self) -> Result<(), KubeconfigError> {
+        let stamps = file_stamps(&self.inner.paths);
         let loaded = LoadedKubeconfig::from_paths(&self.inner.paths)?;
         *write(&self.inner.kubeconfig) = loaded;
+        *lock(&self.inner.stamps) = stamps;
         lock(&self.inner.clients).clear();
+        self.inner.changes.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Ticks each time the kubeconfig has been re-read (see [`ClientPool::reload`]).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Missing or empty kubeconfig files and a dangling `current-context`, for warnings.
@@ -142,6 +183,9 @@ impl ClientPool {
     /// The shared client of a context, created on first use (this may run an exec credential
     /// plugin). Fails with [`ClusterError::UnknownContext`], [`ClusterError::BadContext`]
     /// (naming the kubeconfig file), or exec plugin errors. Does not contact the API server.
+    ///
+    /// The client follows the kubeconfig: later requests use new credentials, CA or URL once
+    /// the files change (see the module docs).
     pub async fn client(&self, context: &str) -> Result<kube::Client, ClusterError> {
         if let Some((_, client)) = read(&self.inner.in_app)
             .iter()
@@ -149,11 +193,87 @@ impl ClientPool {
         {
             return Ok(client.clone());
         }
+        let current = self.current(context).await?;
+        self.watch_files();
+        let mut following = lock(&self.inner.following);
+        let client = following.entry(context.to_string()).or_insert_with(|| {
+            let service = Following {
+                pool: Arc::downgrade(&self.inner),
+                context: context.to_string(),
+            };
+            kube::Client::new(service, current.default_namespace())
+        });
+        Ok(client.clone())
+    }
+
+    /// The client built from the kubeconfig as it is now (built on first use).
+    async fn current(&self, context: &str) -> Result<kube::Client, ClusterError> {
         let cell = lock(&self.inner.clients)
             .entry(context.to_string())
             .or_default()
             .clone();
         cell.get_or_try_init(|| self.build(context)).await.cloned()
+    }
+
+    /// The server refused what `context`'s client presented: re-read the kubeconfig (the
+    /// files may hold new credentials) and build the context's client anew on its next
+    /// request. At most once per [`REFRESH_AT_MOST_EVERY`].
+    fn refresh(&self, context: &str) {
+        let now = Instant::now();
+        {
+            let mut refreshed = lock(&self.inner.refreshed);
+            if refreshed
+                .get(context)
+                .is_some_and(|at| now.duration_since(*at) < REFRESH_AT_MOST_EVERY)
+            {
+                return;
+            }
+            refreshed.insert(context.to_string(), now);
+        }
+        tracing::info!(
+            context,
+            "the API server refused the credentials or certificate; re-reading the kubeconfig"
+        );
+        if let Err(e) = self.reload() {
+            tracing::warn!(context, error = %e, "the kubeconfig could not be re-read; keeping the last good one");
+            self.forget(context);
+        }
+    }
+
+    /// Starts the once-a-second check of the kubeconfig files (once per pool, inside a tokio
+    /// runtime). A file that changed is re-read; one that does not parse (perhaps half
+    /// written) leaves the last good configuration in place and is tried again next time.
+    fn watch_files(&self) {
+        if self.inner.paths.is_empty() || self.inner.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.watching.store(false, Ordering::SeqCst);
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut failed_for = None;
+            loop {
+                tokio::time::sleep(FILE_CHECK).await;
+                let Some(inner) = inner.upgrade() else { return };
+                let pool = ClientPool { inner };
+                let now = file_stamps(&pool.inner.paths);
+                if now == *lock(&pool.inner.stamps) || failed_for.as_ref() == Some(&now) {
+                    continue;
+                }
+                match pool.reload() {
+                    Ok(()) => {
+                        failed_for = None;
+                        tracing::info!("the kubeconfig changed; contexts use it from their next request");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the kubeconfig changed but could not be read; keeping the last good one");
+                        failed_for = Some(now);
+                    }
+                }
+            }
+        });
     }
 
     /// Checks that a context works end to end: builds its client (running any exec plugin) and
@@ -277,6 +397,65 @@ fn other(context: &str, err: &dyn std::error::Error) -> ClusterError {
         context: context.to_string(),
         reason: err.to_string(),
     }
+}
+
+/// Modification time and length of each file (`None` for one that cannot be read).
+fn file_stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            let meta = std::fs::metadata(p).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
+/// The service behind a context's handed-out client: each request goes to the client built
+/// from the kubeconfig as it is now, and a refusal of the credentials or certificate makes the
+/// next request build a new one.
+#[derive(Clone)]
+struct Following {
+    pool: Weak<Inner>,
+    context: String,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<http::Request<kube::client::Body>> for Following {
+    type Response = http::Response<kube::client::Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let inner = this
+                .pool
+                .upgrade()
+                .ok_or_else(|| BoxError::from("Ferry's client pool was closed"))?;
+            let pool = ClientPool { inner };
+            let client = pool.current(&this.context).await?;
+            let answer = client.send(request).await;
+            let refused = match &answer {
+                Ok(response) => response.status() == http::StatusCode::UNAUTHORIZED,
+                Err(e) => certificate_refused(e),
+            };
+            if refused {
+                pool.refresh(&this.context);
+            }
+            Ok(answer?)
+        })
+    }
+}
+
+/// Whether a request failed because the server's certificate is not the one the kubeconfig's
+/// CA vouches for (rustls: "invalid peer certificate"), as after a certificate rotation.
+fn certificate_refused(err: &kube::Error) -> bool {
+    error_chain(err).contains("invalid peer certificate")
 }
 
 // Poisoned locks only mean another thread panicked mid-update; the data is still usable.

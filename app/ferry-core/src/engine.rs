@@ -45,6 +45,12 @@ pub trait ClientSource: Send + Sync + 'static {
     /// missing credential plugin…). Transient errors ([`ClusterError::is_transient`]) are
     /// retried with backoff; others fail the tunnel.
     fn client(&self, context: &str) -> BoxFuture<'_, Result<ContextClient, ClusterError>>;
+
+    /// Ticks when the clients' configuration changed (a re-read kubeconfig), so watches
+    /// waiting out a backoff retry at once. `None`: it never changes.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// A [`ClientSource`] over a fixed set of clients, e.g. one per context built by the caller.
@@ -100,6 +106,10 @@ impl ClientSource for crate::clients::ClientPool {
                 url: self.server_url(&context),
             })
         })
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(crate::clients::ClientPool::changes(self))
     }
 }
 
@@ -480,6 +490,7 @@ impl EngineTask {
                 list_timeout: self.options.connect_timeout * 2,
                 quiet_relist: self.options.quiet_relist,
                 clock: self.clock.subscribe(),
+                kubeconfig: self.clients.changes(),
             }))
         });
         let run = supervisor::Supervisor {

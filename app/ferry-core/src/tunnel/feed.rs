@@ -151,6 +151,9 @@ pub struct FeedSettings {
     /// the tunnels say "API server unreachable".
     pub quiet_relist: Duration,
     pub clock: watch::Receiver<ClockJump>,
+    /// Ticks when the kubeconfig was re-read: a watch waiting out its backoff retries at once
+    /// (the new credentials or CA may be what it was missing).
+    pub kubeconfig: Option<watch::Receiver<u64>>,
 }
 
 type Key = (String, String);
@@ -310,9 +313,23 @@ where
                     error.retry_in = delay;
                     tracing::debug!(resource = %self.access.resource, message = %error.message, ?delay, "watch broken");
                     self.tx.send_modify(|s| s.error = Some(error));
+                    let kubeconfig = async {
+                        match self.settings.kubeconfig.as_mut() {
+                            Some(changes) => {
+                                if changes.changed().await.is_err() {
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         _ = self.settings.clock.changed() => {}
+                        () = kubeconfig => {
+                            tracing::debug!(resource = %self.access.resource, "kubeconfig changed; retrying the watch now");
+                            backoff.reset();
+                        }
                     }
                 }
             }
