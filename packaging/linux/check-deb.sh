@@ -30,7 +30,26 @@ step() { echo "== check-deb: $*"; }
 
 step "desktop file and metainfo"
 desktop-file-validate packaging/linux/dev.ferry.Ferry.desktop
-appstreamcli validate --no-net --explain packaging/linux/dev.ferry.Ferry.metainfo.xml
+# --strict: warnings and infos fail too (only pedantic hints pass: the id's capital letters).
+metainfo=packaging/linux/dev.ferry.Ferry.metainfo.xml
+appstreamcli validate --no-net --strict --explain "$metainfo"
+# What software centres show and appstreamcli only hints at, or cannot check offline.
+for element in '<launchable type="desktop-id">dev.ferry.Ferry.desktop</launchable>' \
+    '<binary>ferry</binary>' '<content_rating type="oars-1.1"' '<url type="homepage">' \
+    '<url type="bugtracker">' '<screenshot type="default">' '<release version="'; do
+    grep -qF "$element" "$metainfo" || fail "$metainfo lacks $element"
+done
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"  # [workspace.package]
+grep -qF "<release version=\"$version\"" "$metainfo" || fail "$metainfo has no <release> for version $version"
+# Each screenshot URL names a file in this repository, with its real size.
+grep -o '<image type="source" width="[0-9]*" height="[0-9]*">[^<]*' "$metainfo" \
+    | sed 's|<image type="source" width="\([0-9]*\)" height="\([0-9]*\)">https://raw.githubusercontent.com/ferry-app/ferry/main/|\1 \2 |' \
+    | while read -r width height path; do
+        [ -f "$path" ] || fail "screenshot $path (in $metainfo) is not in the repository"
+        size="$(file -b "$path" | grep -o '[0-9]* x [0-9]*')"
+        [ "$size" = "$width x $height" ] || fail "screenshot $path is $size, $metainfo says $width x $height"
+    done
+echo "metainfo: $(grep -cE '<screenshot( |>)' "$metainfo") screenshots in the repository at their sizes, a release for $version"
 
 if [ "${FERRY_RELEASE_DEB:-}" = 1 ]; then
     step "full mode: release build"
