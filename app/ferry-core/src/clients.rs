@@ -215,9 +215,10 @@ impl ClientPool {
         cell.get_or_try_init(|| self.build(context)).await.cloned()
     }
 
-    /// The server refused what `context`'s client presented: re-read the kubeconfig (the
-    /// files may hold new credentials) and build the context's client anew on its next
-    /// request. At most once per [`REFRESH_AT_MOST_EVERY`].
+    /// The server refused what `context`'s client presented: build the context's client anew
+    /// on its next request (running its credential plugin again), after re-reading the
+    /// kubeconfig if the files changed. Other contexts keep their clients. At most once per
+    /// [`REFRESH_AT_MOST_EVERY`].
     fn refresh(&self, context: &str) {
         let now = Instant::now();
         {
@@ -232,12 +233,13 @@ impl ClientPool {
         }
         tracing::info!(
             context,
-            "the API server refused the credentials or certificate; re-reading the kubeconfig"
+            "the API server refused the credentials or certificate; building a new client"
         );
-        if let Err(e) = self.reload() {
+        let files_changed = file_stamps(&self.inner.paths) != *lock(&self.inner.stamps);
+        if files_changed && let Err(e) = self.reload() {
             tracing::warn!(context, error = %e, "the kubeconfig could not be re-read; keeping the last good one");
-            self.forget(context);
         }
+        self.forget(context);
     }
 
     /// Starts the once-a-second check of the kubeconfig files (once per pool, inside a tokio
