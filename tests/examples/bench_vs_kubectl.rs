@@ -89,12 +89,20 @@ impl Options {
         } else {
             (1 << 30, 1000, 1000)
         };
+        let at_least_one = |name: &str, n: Option<u64>| -> anyhow::Result<Option<u64>> {
+            match n {
+                Some(0) => bail!("{name} must be at least 1"),
+                n => Ok(n),
+            }
+        };
         Ok(Options {
             short,
-            bytes: value("--bytes")?.unwrap_or(bytes),
-            parallel: value("--parallel")?.unwrap_or(16) as usize,
-            requests: value("--requests")?.unwrap_or(requests) as usize,
-            rtt_requests: value("--rtt-requests")?.unwrap_or(rtt_requests) as usize,
+            bytes: at_least_one("--bytes", value("--bytes")?)?.unwrap_or(bytes),
+            parallel: at_least_one("--parallel", value("--parallel")?)?.unwrap_or(16) as usize,
+            requests: at_least_one("--requests", value("--requests")?)?.unwrap_or(requests)
+                as usize,
+            rtt_requests: at_least_one("--rtt-requests", value("--rtt-requests")?)?
+                .unwrap_or(rtt_requests) as usize,
             rtt_ms: value("--rtt")?.unwrap_or(20),
             out_is_scratch: short && !args.iter().any(|a| a == "--out"),
             out,
