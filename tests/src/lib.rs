@@ -306,3 +306,28 @@ pub fn ferry_bin() -> PathBuf {
     );
     bin
 }
+
+/// `ferry forward ARGS` with `KUBECONFIG=kubeconfig`, stdout and stderr piped and `RUST_LOG`
+/// unset (so its output is what a user sees); killed when dropped.
+pub fn ferry_forward(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(ferry_bin())
+        .arg("forward")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("could not start ferry forward")
+}
+
+/// The local address in a "Forwarding from 127.0.0.1:PORT -> …" line.
+pub fn forwarding_address(line: &str) -> Option<std::net::SocketAddr> {
+    line.strip_prefix("Forwarding from ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}

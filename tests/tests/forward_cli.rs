@@ -4,46 +4,23 @@
 //!
 //! The `ferry` binary must be built (`cargo build -p ferry`; `cargo test --workspace` does it).
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use ferry_e2e::ferry_bin;
 use ferry_e2e::tunnels::{hit_pod, http_get};
+use ferry_e2e::{ferry_forward, forwarding_address};
 use ferry_e2e::{read_until, start_demo};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 type Result = anyhow::Result<()>;
-
-fn forward(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Child> {
-    Ok(Command::new(ferry_bin())
-        .arg("forward")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?)
-}
-
-/// The local address in a "Forwarding from 127.0.0.1:PORT -> …" line.
-fn forwarding_address(line: &str) -> Option<SocketAddr> {
-    line.strip_prefix("Forwarding from ")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()
-}
 
 #[tokio::test]
 async fn ferry_forward_serves_follows_pods_and_stops_on_ctrl_c() -> Result {
     let cluster = start_demo().await?;
     let client = cluster.client("demo").await?;
     ferry_e2e::tunnels::wait_ready_pods(&client, "app=kubia", 3).await?;
-    let mut child = forward(
+    let mut child = ferry_forward(
         cluster.kubeconfig(),
         &["svc/kubia", "0:80", "--context", "demo"],
     )?;
@@ -93,7 +70,7 @@ async fn ferry_forward_serves_follows_pods_and_stops_on_ctrl_c() -> Result {
 }
 
 async fn failing(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let child = forward(kubeconfig, args)?;
+    let child = ferry_forward(kubeconfig, args)?;
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await??;
     assert!(!out.status.success(), "ferry forward {args:?} must fail");
     Ok(String::from_utf8_lossy(&out.stderr).into_owned())

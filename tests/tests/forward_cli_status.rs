@@ -5,32 +5,18 @@
 //! The `ferry` binary must be built (`cargo build -p ferry`; `cargo test --workspace` does it).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ferry_e2e::{ferry_bin, read_until, start_demo};
+use ferry_e2e::{ferry_forward, read_until, start_demo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 type Result = anyhow::Result<()>;
-
-fn forward(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Child> {
-    Ok(Command::new(ferry_bin())
-        .arg("forward")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?)
-}
 
 /// Runs `ferry forward ARGS`, which must fail within 15 s; returns stderr and how long it took.
 async fn typo(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<(String, Duration)> {
     let started = Instant::now();
-    let child = forward(kubeconfig, args)?;
+    let child = ferry_forward(kubeconfig, args)?;
     let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
         .await
         .map_err(|_| anyhow::anyhow!("ferry forward {args:?} was still running after 15 s"))??;
@@ -81,7 +67,7 @@ async fn an_outage_prints_ferry_sentences_without_library_logs_or_colours() -> R
     let cluster = start_demo().await?;
     let client = cluster.client("demo").await?;
     ferry_e2e::tunnels::wait_ready_pods(&client, "app=kubia", 3).await?;
-    let mut child = forward(
+    let mut child = ferry_forward(
         cluster.kubeconfig(),
         &["svc/kubia", "0:80", "--context", "demo"],
     )?;

@@ -6,41 +6,19 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use ferry_e2e::ferry_bin;
 use ferry_e2e::tunnels::{hit_pod, http_get, wait_ready_pods};
+use ferry_e2e::{ferry_forward, forwarding_address};
 use ferry_e2e::{read_until, start_demo};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 type Result = anyhow::Result<()>;
 
-fn forward(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Child> {
-    Ok(Command::new(ferry_bin())
-        .arg("forward")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?)
-}
-
-/// The local address in a "Forwarding from 127.0.0.1:PORT -> …" line.
-fn forwarding_address(line: &str) -> Option<SocketAddr> {
-    line.strip_prefix("Forwarding from ")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Runs `ferry forward ARGS` until it exits (it must, within 30 s) and returns its stderr.
 async fn must_fail(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let child = forward(kubeconfig, args)?;
+    let child = ferry_forward(kubeconfig, args)?;
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .map_err(|_| anyhow::anyhow!("ferry forward {args:?} kept running; it must fail"))??;
@@ -64,7 +42,7 @@ async fn listening(
     args: &[&str],
     count: usize,
 ) -> anyhow::Result<(Child, Vec<SocketAddr>)> {
-    let mut child = forward(kubeconfig, args)?;
+    let mut child = ferry_forward(kubeconfig, args)?;
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut found = Vec::new();
     while found.len() < count {
