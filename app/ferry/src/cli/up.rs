@@ -33,7 +33,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     let store = ProfileStore::open_default()?;
     super::profile::warn_problems(&store);
-    let profiles = choose(&store, &args.names)?;
+    let profiles = ferry_core::instance::choose(&store, &args.names)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,40 +95,6 @@ fn clients(store: &ProfileStore) -> anyhow::Result<Arc<dyn ClientSource>> {
         return Ok(kubeconfig);
     }
     Ok(Arc::new(WithInAppClusters::new(kubeconfig, store)))
-}
-
-/// The named profiles, or the autostart ones; an unknown name is an error listing known ones.
-fn choose(store: &ProfileStore, names: &[String]) -> anyhow::Result<Vec<Profile>> {
-    if names.is_empty() {
-        let auto: Vec<Profile> = store
-            .profiles()
-            .iter()
-            .filter(|p| p.autostart)
-            .cloned()
-            .collect();
-        if auto.is_empty() {
-            bail!(
-                "no profile is marked autostart: name the profiles to start (`ferry up NAME`), see `ferry profile list`"
-            );
-        }
-        return Ok(auto);
-    }
-    names
-        .iter()
-        .map(|name| {
-            store.profile(name).cloned().with_context(|| {
-                let known: Vec<&str> = store.profiles().iter().map(|p| p.name.as_str()).collect();
-                format!(
-                    "no profile named \"{name}\"; saved profiles: {}",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            })
-        })
-        .collect()
 }
 
 async fn up(clients: Arc<dyn ClientSource>, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
