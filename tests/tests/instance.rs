@@ -30,6 +30,8 @@ struct Env {
     kubeconfig: PathBuf,
     /// Pids of daemons to kill if the test ends early.
     pids: std::sync::Mutex<Vec<u32>>,
+    /// The X display the instance may open its window on (none: no graphical session).
+    display: Option<String>,
 }
 
 impl Env {
@@ -42,7 +44,13 @@ impl Env {
             dir,
             kubeconfig: cluster.kubeconfig().to_path_buf(),
             pids: Default::default(),
+            display: None,
         })
+    }
+
+    fn with_display(mut self, display: &str) -> Self {
+        self.display = Some(display.to_string());
+        self
     }
 
     fn path(&self, sub: &str) -> PathBuf {
@@ -64,6 +72,7 @@ impl Env {
             .env("XDG_CACHE_HOME", self.path("cache"))
             .env("FERRY_CONFIG_DIR", self.path("config"))
             .env("KUBECONFIG", &self.kubeconfig)
+            .envs(self.display.iter().map(|d| ("DISPLAY", d)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -79,7 +88,12 @@ impl Env {
 
     /// Starts `ferry daemon` (not waiting for it).
     fn spawn_daemon(&self) -> anyhow::Result<Child> {
-        let child = self.command(&ferry_bin(), &["daemon"]).spawn()?;
+        self.spawn(&["daemon"])
+    }
+
+    /// Starts `ferry ARGS` in the background, killed if the test ends early.
+    fn spawn(&self, args: &[&str]) -> anyhow::Result<Child> {
+        let child = self.command(&ferry_bin(), args).spawn()?;
         if let Some(pid) = child.id() {
             self.pids.lock().unwrap().push(pid);
         }
@@ -711,5 +725,137 @@ async fn another_user_cannot_connect() -> Result {
     // The owner still gets in.
     let out = env.ferry(&["status", "--json"]).await?;
     assert!(out.status.success(), "{}", text(&out));
+    Ok(())
+}
+
+/// `ferry` is an instance with its window: the CLI sees the window's tunnels, the window shows
+/// and hides (closed for real) five times while the tunnels keep serving, a second `ferry`
+/// launch shows the window and exits 0, `ferry --demo` is an instance of its own, and
+/// `ferry quit` ends it all.
+#[tokio::test]
+async fn the_window_is_a_view_that_comes_and_goes_while_the_tunnels_stay() -> Result {
+    let Some(x) = ferry_e2e::xvfb::Xvfb::start()? else {
+        return Ok(());
+    };
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?.with_display(x.display());
+    env.write_profiles(&WEB_PROFILES.replacen(
+        "name = \"web\"\n",
+        "name = \"web\"\nautostart = true\n",
+        1,
+    ))?;
+    let mut gui = env.spawn(&[])?;
+    let mut client = env.wait_listening().await?;
+    let window_visible = |want: bool| {
+        let x = &x;
+        async move {
+            wait_for(
+                if want {
+                    "the window to show"
+                } else {
+                    "the window to close"
+                },
+                Duration::from_secs(20),
+                || {
+                    let seen = x.visible_windows("^Ferry").map(|w| !w.is_empty());
+                    async move { seen.ok().filter(|seen| *seen == want) }
+                },
+            )
+            .await
+        }
+    };
+    window_visible(true).await?;
+
+    // The window's instance started the autostart profile; another process sees it.
+    let web = wait_tunnel(&env, "of profile web, active", |t| {
+        t["origin"]["profile"] == "web" && t["state"] == "active"
+    })
+    .await?;
+    let web_addr = local_v4(&web).expect("an IPv4 listener");
+    let status = env.status().await?;
+    assert_eq!(status["instance"]["pid"].as_u64(), gui.id().map(u64::from));
+    assert_eq!(status["instance"]["has_window"], true);
+    assert_eq!(status["instance"]["window_open"], true);
+    // `forward --detach` adds to the same instance (no daemon of its own).
+    let out = env
+        .ferry(&["forward", "--detach", "svc/kubia", "0:80"])
+        .await?;
+    assert!(out.status.success(), "{}", text(&out));
+    let ad_hoc = wait_tunnel(&env, "ad hoc, active", |t| {
+        t["origin"] == "ad-hoc" && t["state"] == "active"
+    })
+    .await?;
+    let ad_hoc_addr = local_v4(&ad_hoc).expect("an IPv4 listener");
+    assert_eq!(
+        env.status().await?["instance"]["pid"].as_u64(),
+        gui.id().map(u64::from)
+    );
+
+    for round in 0..5 {
+        match client.request(Request::HideWindow).await? {
+            Response::Ok => {}
+            other => anyhow::bail!("hide-window answered {other:?}"),
+        }
+        window_visible(false).await?;
+        assert_eq!(env.status().await?["instance"]["window_open"], false);
+        for addr in [web_addr, ad_hoc_addr] {
+            assert!(
+                hit_pod(&http_get(addr, "/").await?).is_some(),
+                "round {round}: {addr} serves with the window closed"
+            );
+        }
+        // A second launch asks the running instance for its window and exits 0.
+        let started = Instant::now();
+        let out = env.ferry(&[]).await?;
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("already running"),
+            "{}",
+            text(&out)
+        );
+        eprintln!("round {round}: second launch took {:?}", started.elapsed());
+        window_visible(true).await?;
+        assert!(
+            gui.try_wait()?.is_none(),
+            "the first instance keeps running"
+        );
+    }
+    for addr in [web_addr, ad_hoc_addr] {
+        assert!(hit_pod(&http_get(addr, "/").await?).is_some());
+    }
+
+    // The demo is an instance of its own: the real one is not disturbed.
+    let mut demo = env.spawn(&["--demo"])?;
+    let demo_status = wait_for("the demo instance", Duration::from_secs(30), || {
+        let out = env.ferry(&["status", "--demo", "--json"]);
+        async move {
+            let out = out.await.ok()?;
+            serde_json::from_slice::<Value>(&out.stdout).ok()
+        }
+    })
+    .await?;
+    assert_eq!(demo_status["instance"]["demo"], true);
+    assert_eq!(
+        demo_status["instance"]["pid"].as_u64(),
+        demo.id().map(u64::from)
+    );
+    assert_eq!(tunnels(&env.status().await?).len(), 2);
+    let out = env.ferry(&["quit", "--demo"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(demo.wait().await?.success());
+
+    // `ferry quit` ends the instance: the window, every listener, the process.
+    let out = env.ferry(&["quit"]).await?;
+    assert!(out.status.success(), "{}", text(&out));
+    let exit = tokio::time::timeout(Duration::from_secs(5), gui.wait()).await??;
+    assert!(exit.success(), "exit status {exit}");
+    for addr in [web_addr, ad_hoc_addr] {
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{addr} is closed"
+        );
+    }
+    let out = env.ferry(&["status"]).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     Ok(())
 }

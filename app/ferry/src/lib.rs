@@ -2,6 +2,7 @@
 //! benchmark can drive the real app. The binary (`main.rs`) adds the command line.
 
 pub mod demo;
+pub mod host;
 pub mod ui;
 
 /// Ferry's version and the git commit it was built from, as `ferry --version` prints it:

@@ -1,6 +1,5 @@
-//! The one typed API every client of the instance speaks: today the CLI over the control
-//! socket; the window (in process) and the tray are to use it too — the window still runs an
-//! engine of its own for now. Plain serde data, so the same values travel as Rust values in
+//! The one typed API every client of the instance speaks: the CLI over the control socket, the
+//! window in process. Plain serde data, so the same values travel as Rust values in
 //! process and as JSON lines on the socket.
 //!
 //! # Wire protocol (version [`PROTOCOL_VERSION`])
@@ -94,9 +93,14 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
-    /// Start one ad hoc tunnel. [`Response::TunnelAdded`]; follow it with
-    /// [`Request::WaitTunnel`] to learn whether it became Active.
-    AddTunnel { spec: TunnelSpec },
+    /// Start one tunnel: ad hoc, or as one of `profile`'s (the window's "save to profile").
+    /// [`Response::TunnelAdded`]; follow it with [`Request::WaitTunnel`] to learn whether it
+    /// became Active.
+    AddTunnel {
+        spec: TunnelSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
     /// Wait (up to `timeout_ms`) until the tunnel is Active or Failed, then answer
     /// [`Response::Tunnel`] with its snapshot (also on timeout: the state says which).
     WaitTunnel { id: TunnelId, timeout_ms: u64 },
@@ -108,9 +112,11 @@ pub enum Request {
     RemoveTunnels { ids: Vec<TunnelId> },
     /// The saved profiles and how many of their tunnels run. [`Response::Profiles`].
     ListProfiles,
-    /// Open the instance's window (or raise it). A headless instance that cannot show one
-    /// answers [`ErrorKind::Unsupported`].
+    /// Open the instance's window (or raise it). An instance that cannot show one answers
+    /// [`ErrorKind::Unsupported`].
     ShowWindow,
+    /// Close the instance's window; the instance and its tunnels keep running.
+    HideWindow,
     /// From now on, send [`ServerMessage::Event`]s on this connection: a
     /// [`Event::Snapshot`] at once and after every change, and every [`Event::Tunnel`].
     /// [`Response::Ok`].
@@ -163,8 +169,12 @@ pub struct InstanceInfo {
     pub pid: u32,
     /// True for `ferry --demo`'s instance (its own socket, the built-in cluster).
     pub demo: bool,
-    /// Whether this instance has a window it can show (false for `ferry daemon`).
+    /// Whether this instance can show a window (false when it runs without a graphical
+    /// session).
     pub has_window: bool,
+    /// Whether its window is open now.
+    #[serde(default)]
+    pub window_open: bool,
     pub started_at: jiff::Timestamp,
     /// The control socket this instance listens on.
     pub socket: PathBuf,

@@ -194,6 +194,7 @@ fn placeholder_info() -> InstanceInfo {
         pid: 0,
         demo: false,
         has_window: false,
+        window_open: false,
         started_at: jiff::Timestamp::UNIX_EPOCH,
         socket: PathBuf::new(),
         log_file: None,

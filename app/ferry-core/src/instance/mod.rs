@@ -1,7 +1,7 @@
 //! The instance: the one process per user that owns the engine, the profiles and the kube
 //! clients, and serves its clients through one typed API ([`api`]). `ferry daemon` runs one;
-//! the CLI talks to it over the control socket. The window does not run on it yet (it keeps an
-//! engine of its own), so its tunnels are not seen by `ferry status`.
+//! `ferry` runs one with its window open; the window is a view on it that may close and open
+//! again, and the CLI talks to it over the control socket.
 //!
 //! [`Instance`] is a cheap-to-clone handle. [`Instance::handle`] applies one [`Request`]; many
 //! may run at once (each caller awaits only its own answer), so a slow request — waiting for a
@@ -9,6 +9,7 @@
 //! [`server`] puts the same handle behind the control socket; [`client`] is the other end.
 
 pub mod api;
+pub mod assemble;
 pub mod client;
 pub mod log_file;
 pub mod paths;
@@ -19,7 +20,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{ClientSource, Engine, EngineOptions, Origin};
+use futures::future::BoxFuture;
+
+use crate::clients::ClientPool;
+use crate::engine::{Engine, EngineOptions, Origin};
 use crate::profiles::{Profile, ProfileStore};
 use crate::tunnel::{TunnelId, TunnelSnapshot, TunnelState};
 use api::{ApiError, ErrorKind, InstanceInfo, ProfileSummary, Request, Response, Status};
@@ -30,14 +34,28 @@ pub use paths::Flavor;
 /// profiles, so `ferry profile add` in a terminal is seen by the running instance at once.
 pub type OpenStore = Arc<dyn Fn() -> Result<ProfileStore, String> + Send + Sync>;
 
-/// Called when a client asks for the window ([`Request::ShowWindow`]). `Err` says why none can
-/// be shown.
-pub type ShowWindow = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// The window side of an instance, registered by the process that can show one; what
+/// [`Request::ShowWindow`] and [`Request::HideWindow`] do. Each `Err` says why not.
+pub trait WindowControl: Send + Sync + 'static {
+    /// Opens the window, or raises it when it is open.
+    fn show(&self) -> Result<(), String>;
+    /// Closes the window; the instance and its tunnels keep running.
+    fn hide(&self) -> Result<(), String>;
+    fn is_open(&self) -> bool;
+}
+
+/// Something the instance keeps alive and stops last, after its tunnels (the demo cluster).
+pub trait Owned: Send + 'static {
+    /// Stops it; awaited (bounded) by [`Instance::shutdown`].
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
 
 /// What an instance is made of.
 pub struct InstanceParts {
-    /// The one client source (kubeconfig pool + in-app clusters) for tunnels.
-    pub clients: Arc<dyn ClientSource>,
+    /// The one client source — the kubeconfig's contexts plus the clusters added in Ferry (see
+    /// [`InAppClusters`](crate::profiles::InAppClusters)) — used by tunnels, the catalog, logs
+    /// and exec alike.
+    pub clients: ClientPool,
     pub engine: EngineOptions,
     pub open_store: OpenStore,
     pub flavor: Flavor,
@@ -52,21 +70,24 @@ pub struct Instance {
 
 struct Inner {
     engine: Engine,
+    clients: ClientPool,
+    owned: Mutex<Vec<Box<dyn Owned>>>,
     open_store: OpenStore,
     info: Mutex<InstanceInfo>,
-    show_window: Mutex<Option<ShowWindow>>,
+    window: Mutex<Option<Arc<dyn WindowControl>>>,
     quit: CancellationToken,
 }
 
 impl Instance {
     /// Starts the engine on `runtime`. No socket yet: [`server::Server::bind`] adds one.
     pub fn new(runtime: &tokio::runtime::Handle, parts: InstanceParts) -> Self {
-        let engine = Engine::new(runtime, parts.clients, parts.engine);
+        let engine = Engine::new(runtime, Arc::new(parts.clients.clone()), parts.engine);
         let info = InstanceInfo {
             ferry_version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             demo: parts.flavor == Flavor::Demo,
             has_window: false,
+            window_open: false,
             started_at: jiff::Timestamp::now(),
             socket: Default::default(),
             log_file: parts.log_file,
@@ -74,9 +95,11 @@ impl Instance {
         Self {
             inner: Arc::new(Inner {
                 engine,
+                clients: parts.clients,
+                owned: Mutex::new(Vec::new()),
                 open_store: parts.open_store,
                 info: Mutex::new(info),
-                show_window: Mutex::new(None),
+                window: Mutex::new(None),
                 quit: CancellationToken::new(),
             }),
         }
@@ -87,10 +110,35 @@ impl Instance {
         &self.inner.engine
     }
 
+    /// The instance's clients, one per context (the catalog, logs and exec use these too).
+    pub fn clients(&self) -> &ClientPool {
+        &self.inner.clients
+    }
+
+    /// Keeps `thing` alive until [`Instance::shutdown`], which stops it after the tunnels.
+    pub fn adopt(&self, thing: Box<dyn Owned>) {
+        self.inner
+            .owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(thing);
+    }
+
     /// Facts about this instance.
     pub fn info(&self) -> InstanceInfo {
-        self.inner
+        let mut info = self
+            .inner
             .info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        info.window_open = self.window().is_some_and(|w| w.is_open());
+        info
+    }
+
+    fn window(&self) -> Option<Arc<dyn WindowControl>> {
+        self.inner
+            .window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -104,18 +152,15 @@ impl Instance {
             .socket = socket;
     }
 
-    /// Lets [`Request::ShowWindow`] open the window (the GUI registers this).
-    pub fn set_show_window(&self, show: Option<ShowWindow>) {
+    /// Lets [`Request::ShowWindow`] and [`Request::HideWindow`] reach the window (the process
+    /// that can show one registers this).
+    pub fn set_window(&self, window: Option<Arc<dyn WindowControl>>) {
         self.inner
             .info
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .has_window = show.is_some();
-        *self
-            .inner
-            .show_window
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = show;
+            .has_window = window.is_some();
+        *self.inner.window.lock().unwrap_or_else(|p| p.into_inner()) = window;
     }
 
     /// Cancelled when a client sends [`Request::Quit`] (or [`Instance::quit`] is called).
@@ -128,9 +173,18 @@ impl Instance {
         self.inner.quit.cancel();
     }
 
-    /// Stops every tunnel and closes every listener, waiting at most `limit`.
+    /// Stops every tunnel and closes every listener, then what it [adopted](Self::adopt),
+    /// waiting at most `limit` in all.
     pub async fn shutdown(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.inner.engine.shutdown()).await;
+        let owned: Vec<Box<dyn Owned>> =
+            std::mem::take(&mut *self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = async {
+            self.inner.engine.shutdown().await;
+            for thing in owned {
+                thing.shutdown().await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, all).await;
     }
 
     /// The current status (what [`Request::Status`] answers).
@@ -155,8 +209,8 @@ impl Instance {
             Request::Status => Ok(Response::Status(self.status())),
             Request::Up { profiles } => self.up(profiles).await,
             Request::Down { profiles, all } => self.down(profiles, all).await,
-            Request::AddTunnel { spec } => Ok(Response::TunnelAdded {
-                id: engine.start_from(spec, Origin::AdHoc),
+            Request::AddTunnel { spec, profile } => Ok(Response::TunnelAdded {
+                id: engine.start_from(spec, profile.map_or(Origin::AdHoc, Origin::Profile)),
             }),
             Request::WaitTunnel { id, timeout_ms } => {
                 let settled = |s: &TunnelSnapshot| {
@@ -192,22 +246,20 @@ impl Instance {
                     .collect();
                 Ok(Response::Profiles { profiles })
             }
-            Request::ShowWindow => {
-                let show = self
-                    .inner
-                    .show_window
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                match show {
-                    Some(show) => show()
-                        .map(|()| Response::Ok)
-                        .map_err(|e| ApiError::new(ErrorKind::Failed, e)),
-                    None => Err(ApiError::new(
+            Request::ShowWindow | Request::HideWindow => {
+                let Some(window) = self.window() else {
+                    return Err(ApiError::new(
                         ErrorKind::Unsupported,
-                        "this Ferry instance runs without a window (`ferry daemon`); stop it with `ferry down --all` and quit it, or keep using the command line",
-                    )),
-                }
+                        "this Ferry instance cannot show a window (it was started without a graphical session); use the command line, or stop it with `ferry quit` and start `ferry`",
+                    ));
+                };
+                let done = if request == Request::ShowWindow {
+                    window.show()
+                } else {
+                    window.hide()
+                };
+                done.map(|()| Response::Ok)
+                    .map_err(|e| ApiError::new(ErrorKind::Failed, e))
             }
             // Subscriptions are a property of a connection; the server handles them.
             Request::Subscribe => Ok(Response::Ok),

@@ -1,23 +1,17 @@
-//! Clusters added inside Ferry, made usable by the tunnel engine: a [`ClientSource`] that
-//! answers for in-app cluster names (server URL + CA + bearer token from the OS keyring) and
-//! asks another source (normally the kubeconfig's [`ClientPool`](crate::clients::ClientPool))
-//! for every other context.
-
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
+//! Clusters added inside Ferry, made usable everywhere: their server URL + CA + bearer token
+//! (from the OS keyring) become clients in the instance's one
+//! [`ClientPool`](crate::clients::ClientPool), beside the kubeconfig's contexts, so the
+//! catalog, logs, tunnels and exec all reach them the same way.
 
 use super::model::Cluster;
 use super::store::ProfileStore;
-use crate::engine::{ClientSource, ContextClient};
-use crate::errors::ClusterError;
+use crate::clients::ClientPool;
+use crate::kubeconfig::ContextInfo;
 
-/// A client source that knows the in-app clusters of a [`ProfileStore`] and delegates the rest.
-pub struct WithInAppClusters {
-    fallback: Arc<dyn ClientSource>,
-    clusters: HashMap<String, InApp>,
-    cache: tokio::sync::Mutex<HashMap<String, ContextClient>>,
+/// The in-app clusters of a profile store with their tokens, read once (one keyring lookup
+/// each) so that nothing later blocks on the keyring.
+pub struct InAppClusters {
+    clusters: Vec<InApp>,
 }
 
 /// One in-app cluster with its token (or why the token could not be read).
@@ -26,76 +20,63 @@ struct InApp {
     token: Result<Option<String>, String>,
 }
 
-impl WithInAppClusters {
-    /// Reads the store's clusters and their tokens now (one keyring lookup each), so the
-    /// engine's calls never block on the keyring.
-    pub fn new(fallback: Arc<dyn ClientSource>, store: &ProfileStore) -> Self {
+impl InAppClusters {
+    /// Reads the store's clusters and their tokens now. Blocking (the keyring): call it off
+    /// the async threads.
+    pub fn read(store: &ProfileStore) -> Self {
         let clusters = store
             .clusters()
             .iter()
-            .map(|c| {
-                let token = store.cluster_token(&c.name).map_err(|e| e.to_string());
-                (
-                    c.name.clone(),
-                    InApp {
-                        cluster: c.clone(),
-                        token,
-                    },
-                )
+            .map(|c| InApp {
+                cluster: c.clone(),
+                token: store.cluster_token(&c.name).map_err(|e| e.to_string()),
             })
             .collect();
-        WithInAppClusters {
-            fallback,
-            clusters,
-            cache: tokio::sync::Mutex::new(HashMap::new()),
-        }
+        InAppClusters { clusters }
     }
 
-    /// Names of the in-app clusters this source answers for.
+    /// Names of the clusters read.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.clusters.keys().map(String::as_str)
+        self.clusters.iter().map(|c| c.cluster.name.as_str())
     }
 
-    async fn in_app_client(
-        &self,
-        name: &str,
-        entry: &InApp,
-    ) -> Result<ContextClient, ClusterError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(found) = cache.get(name) {
-            return Ok(found.clone());
+    /// Adds every cluster whose client can be built to `pool` (shadowing a kubeconfig context
+    /// of the same name). Returns one sentence per cluster that could not be added; these
+    /// never contain the token.
+    pub async fn install(self, pool: &ClientPool) -> Vec<String> {
+        let mut problems = Vec::new();
+        for entry in self.clusters {
+            let name = entry.cluster.name.clone();
+            match client(&entry).await {
+                Ok(client) => pool.add_in_app(
+                    ContextInfo {
+                        name: name.clone(),
+                        cluster: name,
+                        server: Some(entry.cluster.server.clone()),
+                        user: None,
+                        namespace: None,
+                        is_current: false,
+                        uses_exec_plugin: false,
+                        source: None,
+                    },
+                    client,
+                ),
+                Err(reason) => problems.push(format!(
+                    "the cluster \"{name}\" added in Ferry cannot be used: {reason}"
+                )),
+            }
         }
-        let bad = |reason: String| ClusterError::BadContext {
-            context: name.to_string(),
-            reason,
-        };
-        let token = entry
-            .token
-            .clone()
-            .map_err(|e| bad(format!("its token cannot be read: {e}")))?;
-        let config = kube_config(&entry.cluster, token.as_deref())
-            .await
-            .map_err(bad)?;
-        let client = kube::Client::try_from(config).map_err(|e| bad(e.to_string()))?;
-        let made = ContextClient {
-            client,
-            url: entry.cluster.server.clone(),
-        };
-        cache.insert(name.to_string(), made.clone());
-        Ok(made)
+        problems
     }
 }
 
-impl ClientSource for WithInAppClusters {
-    fn client(&self, context: &str) -> BoxFuture<'_, Result<ContextClient, ClusterError>> {
-        let context = context.to_string();
-        Box::pin(async move {
-            match self.clusters.get(&context) {
-                Some(entry) => self.in_app_client(&context, entry).await,
-                None => self.fallback.client(&context).await,
-            }
-        })
-    }
+async fn client(entry: &InApp) -> Result<kube::Client, String> {
+    let token = entry
+        .token
+        .clone()
+        .map_err(|e| format!("its token cannot be read from the OS keyring ({e})"))?;
+    let config = kube_config(&entry.cluster, token.as_deref()).await?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// A kube config for an in-app cluster, built the way kube reads a kubeconfig entry (so the CA

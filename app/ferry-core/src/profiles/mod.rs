@@ -14,7 +14,7 @@ mod store;
 pub use atomic::{resolve_links, write_atomic, write_new_atomic};
 pub use document::{Parsed, Problem, parse as parse_document, parse_bytes as parse_document_bytes};
 pub use export::{ExportError, export_profiles, write_export};
-pub use in_app::WithInAppClusters;
+pub use in_app::InAppClusters;
 pub use model::{CURRENT_VERSION, Cluster, Document, Profile, SavedTunnel, SecretRef};
 pub use store::{FILE_NAME, ImportOutcome, OnConflict, ProfileStore, StoreError, TokenChange};
 

@@ -184,8 +184,18 @@ const EXAMPLES: &[Examples] = &[
         path: &["daemon"],
         lines: &[(
             "ferry daemon",
-            "keep the tunnels running without a window, until SIGTERM or Ctrl-C",
+            "keep the tunnels running without a window, until SIGTERM, Ctrl-C or ferry quit",
         )],
+    },
+    Examples {
+        path: &["quit"],
+        lines: &[
+            (
+                "ferry quit",
+                "stop every tunnel and end the running instance",
+            ),
+            ("ferry quit --demo", "end ferry --demo's instance"),
+        ],
     },
 ];
 

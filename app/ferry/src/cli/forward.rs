@@ -180,7 +180,15 @@ async fn detach(spec: TunnelSpec) -> anyhow::Result<ExitCode> {
     use ferry_core::instance::api::{Request, Response};
     let mut client = super::remote::connect_or_start_daemon().await?;
     let label = spec.target.to_kubectl();
-    let id = match super::remote::ask(&mut client, Request::AddTunnel { spec }).await? {
+    let id = match super::remote::ask(
+        &mut client,
+        Request::AddTunnel {
+            spec,
+            profile: None,
+        },
+    )
+    .await?
+    {
         Ok(Response::TunnelAdded { id }) => id,
         Ok(other) => bail!("unexpected answer to add-tunnel: {other:?}"),
         Err(code) => return Ok(code),

@@ -7,6 +7,7 @@ pub mod examples;
 pub mod forward;
 pub mod man;
 pub mod profile;
+pub mod quit;
 pub mod remote;
 pub mod status;
 pub mod up;
@@ -49,8 +50,11 @@ pub enum Command {
     Down(down::DownArgs),
     /// Show the running instance's tunnels (exit 3 when none runs).
     Status(status::StatusArgs),
-    /// Run the Ferry instance without a window; tunnels keep running until SIGTERM or Ctrl-C.
+    /// Run the Ferry instance without a window; tunnels keep running until SIGTERM, Ctrl-C or
+    /// `ferry quit`. `ferry` opens its window.
     Daemon(daemon::DaemonArgs),
+    /// Stop the running instance: every tunnel, its window, its control socket.
+    Quit(quit::QuitArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`. Without `-v` only
@@ -76,7 +80,15 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let verbose = cli.verbose;
     match cli.command {
-        None => crate::ui::run(crate::ui::Options { demo: cli.demo }),
+        None => ferry::host::run(ferry::host::HostOptions {
+            flavor: if cli.demo {
+                ferry_core::instance::Flavor::Demo
+            } else {
+                ferry_core::instance::Flavor::Real
+            },
+            window: true,
+            verbose,
+        }),
         Some(Command::Forward(args)) => forward::run(args),
         Some(Command::Contexts(args)) => contexts::run(args),
         Some(Command::Profile(args)) => profile::run(args),
@@ -85,5 +97,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Down(args)) => down::run(args),
         Some(Command::Status(args)) => status::run(args),
         Some(Command::Daemon(args)) => daemon::run(args, verbose),
+        Some(Command::Quit(args)) => quit::run(args),
     }
 }

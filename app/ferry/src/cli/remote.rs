@@ -39,7 +39,7 @@ pub fn no_instance() -> ExitCode {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "its usual place".into());
     eprintln!(
-        "no Ferry instance is running (no socket at {socket}); start one with `ferry daemon` (the window does not serve the control socket yet)"
+        "no Ferry instance is running (no socket at {socket}); start one with `ferry` (the window) or `ferry daemon` (no window)"
     );
     ExitCode::from(NO_INSTANCE)
 }

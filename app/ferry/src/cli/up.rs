@@ -11,10 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use ferry_core::clients::ClientPool;
 use ferry_core::engine::{
-    ClientSource, Engine, EngineOptions, EventKind, FixedClients, Origin, TunnelEvent, TunnelId,
-    TunnelState,
+    Engine, EngineOptions, EventKind, Origin, TunnelEvent, TunnelId, TunnelState,
 };
-use ferry_core::profiles::{Profile, ProfileStore, WithInAppClusters};
+use ferry_core::profiles::{InAppClusters, Profile, ProfileStore};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Start saved profiles and keep them running until Ctrl-C.
@@ -38,8 +37,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let clients = clients(&store)?;
-    runtime.block_on(up(clients, profiles))
+    let pool = kubeconfig(&store)?;
+    let in_app = InAppClusters::read(&store);
+    runtime.block_on(async {
+        for problem in in_app.install(&pool).await {
+            eprintln!("warning: {problem}");
+        }
+        up(pool, profiles).await
+    })
 }
 
 /// `ferry up` on the running instance; `None` when no instance runs.
@@ -78,29 +83,25 @@ async fn on_instance(args: &UpArgs) -> anyhow::Result<Option<ExitCode>> {
     }
 }
 
-/// The kubeconfig's contexts plus the clusters added in Ferry (their tokens read from the OS
-/// keyring now). Without a usable kubeconfig, only in-app clusters work.
-fn clients(store: &ProfileStore) -> anyhow::Result<Arc<dyn ClientSource>> {
-    let kubeconfig: Arc<dyn ClientSource> = match ClientPool::from_env() {
-        Ok(pool) => Arc::new(pool),
+/// The kubeconfig's contexts (the clusters added in Ferry are added to them). Without a usable
+/// kubeconfig, only in-app clusters work.
+fn kubeconfig(store: &ProfileStore) -> anyhow::Result<ClientPool> {
+    match ClientPool::from_env() {
+        Ok(pool) => Ok(pool),
         Err(e) if !store.clusters().is_empty() => {
             eprintln!(
                 "note: the kubeconfig is not usable ({e}); only clusters added in Ferry are available"
             );
-            Arc::new(FixedClients::new())
+            Ok(ClientPool::empty())
         }
-        Err(e) => return Err(e.into()),
-    };
-    if store.clusters().is_empty() {
-        return Ok(kubeconfig);
+        Err(e) => Err(e.into()),
     }
-    Ok(Arc::new(WithInAppClusters::new(kubeconfig, store)))
 }
 
-async fn up(clients: Arc<dyn ClientSource>, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
+async fn up(pool: ClientPool, profiles: Vec<Profile>) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(
         &tokio::runtime::Handle::current(),
-        clients,
+        Arc::new(pool),
         EngineOptions::default(),
     );
     let mut events = engine.events();

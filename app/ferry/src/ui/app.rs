@@ -193,6 +193,7 @@ impl FerryApp {
                 self.runtime.send(Request::StartDemo);
             }
             Command::DismissToast(id) => self.toasts.dismiss(id),
+            Command::Quit => self.runtime.send(Request::Quit),
         }
     }
 
@@ -306,6 +307,10 @@ impl FerryApp {
     fn shortcuts(&mut self, ctx: &egui::Context, out: &mut Vec<Command>) {
         self.focus_filter = ctx
             .input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::F)));
+        if ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Q)))
+        {
+            out.push(Command::Quit);
+        }
         let tabs = [Key::Num1, Key::Num2, Key::Num3, Key::Num4];
         for (key, tab) in tabs.into_iter().zip(Tab::ALL) {
             if ctx
@@ -375,6 +380,15 @@ impl FerryApp {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui
+                    .button("Quit")
+                    .on_hover_text(
+                        "Stop every tunnel and quit Ferry (Ctrl+Q). Closing the window instead keeps running tunnels forwarding in the background.",
+                    )
+                    .clicked()
+                {
+                    out.push(Command::Quit);
+                }
                 if ui
                     .button(format!("{} Profiles", theme::icon::PROFILE))
                     .clicked()
@@ -459,6 +473,11 @@ impl FerryApp {
 
 impl eframe::App for FerryApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // The instance is ending (`ferry quit`, SIGTERM): also when that came while the window
+        // was still being made, with no window yet to close.
+        if self.runtime.instance_quitting() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         self.receive();
         self.update_title(ctx);
     }

@@ -1,6 +1,9 @@
-//! The runtime thread's main task: owns the client pool, the engine, the catalog of the shown
-//! context and (in demo mode) kubesim; applies [`Request`]s; and forwards their snapshots into
-//! the UI's [`Model`] through [`bridge`](super::bridge). Nothing here runs on the UI thread.
+//! The window's backend, a task on the instance's runtime: it shows the instance's tunnels and
+//! profiles in the UI's [`Model`] (through [`bridge`](super::bridge)), runs the catalog of the
+//! shown context on the instance's clients, and applies the UI's [`Request`]s — tunnel and
+//! profile actions through the instance's API, like every other client. Requests that take
+//! time (a port scan, a pod's logs, a file dialog) run in tasks of their own, so nothing holds
+//! up a Stop. Nothing here runs on the UI thread, and closing the window ends only this.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -9,155 +12,200 @@ use std::time::Duration;
 
 use ferry_core::catalog::Catalog;
 use ferry_core::clients::ClientPool;
-use ferry_core::engine::{Engine, EngineOptions, TunnelId};
+use ferry_core::engine::{Engine, TunnelId};
+use ferry_core::instance::Instance;
+use ferry_core::instance::api::{Request as Api, Response};
+use ferry_core::instance::assemble::{self, KubeconfigChoice, KubeconfigState, Setup};
 use ferry_core::spec::TunnelSpec;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::bridge;
 use super::model::{ContextInfo, Model, SourceState};
-use super::profile_ops::Profiles;
+use super::profile_ops::{Profiles, Shared};
 use super::runtime::{Notice, Publisher, Request, Source, Startup};
 use super::theme::Tone;
 
-/// Everything the runtime thread owns.
+/// What the window's backend owns.
 struct Backend {
+    instance: Instance,
     publisher: Publisher,
-    pool: Option<ClientPool>,
-    engine: Option<Engine>,
+    source: SourceState,
     catalog: Option<Catalog>,
     catalog_task: Option<JoinHandle<()>>,
-    demo: Option<kubesim::Kubesim>,
-    profiles: Profiles,
+    profiles: mpsc::UnboundedSender<ProfileJob>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Runs until the request channel closes (the window closed), then stops every tunnel.
+/// Work for the profile task (one at a time, in order; off the request loop).
+enum ProfileJob {
+    Request(Request),
+    AddTunnel(String, TunnelSpec),
+}
+
+/// The kubeconfig's fate as the welcome screen shows it.
+pub fn source_state(state: KubeconfigState) -> SourceState {
+    match state {
+        KubeconfigState::Missing { looked_at } => SourceState::Missing { looked_at },
+        KubeconfigState::Broken { path, reason } => SourceState::Broken { path, reason },
+        KubeconfigState::Loaded { path } => SourceState::Kubeconfig { path },
+        KubeconfigState::NotUsed => SourceState::Missing {
+            looked_at: "nowhere (no kubeconfig was asked for)".into(),
+        },
+    }
+}
+
+/// A private instance (no socket) for [`Runtime::start`](super::Runtime::start).
+pub async fn private_instance(startup: &Startup) -> (Instance, SourceState) {
+    let kubeconfig = match &startup.source {
+        Source::Env => KubeconfigChoice::Env,
+        Source::Paths(paths) => KubeconfigChoice::Paths(paths.clone()),
+        Source::Demo => KubeconfigChoice::Nothing,
+    };
+    let assembled = assemble::assemble(Setup {
+        kubeconfig,
+        profiles_dir: startup.profiles_dir.clone(),
+        flavor: ferry_core::instance::Flavor::Real,
+        log_file: None,
+        engine: Default::default(),
+        autostart: startup.source != Source::Demo,
+    })
+    .await;
+    let source = if startup.source == Source::Demo {
+        demo_state(crate::demo::start_into(&assembled.instance).await)
+    } else {
+        source_state(assembled.kubeconfig)
+    };
+    (assembled.instance, source)
+}
+
+fn demo_state(started: anyhow::Result<PathBuf>) -> SourceState {
+    match started {
+        Ok(path) => SourceState::Demo {
+            kubeconfig: path.display().to_string(),
+        },
+        Err(e) => SourceState::Broken {
+            path: "the demo cluster".into(),
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+/// Runs until the request channel closes (the window closed). The instance's tunnels stay.
 pub async fn run(
-    startup: Startup,
+    instance: Instance,
+    source: SourceState,
+    profiles_dir: Option<PathBuf>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     publisher: Publisher,
 ) {
-    let profiles = Profiles::open(startup.profiles_dir.clone(), publisher.clone());
+    let shared = Shared::default();
+    let (profiles, jobs) = mpsc::unbounded_channel();
     let mut backend = Backend {
-        publisher,
-        pool: None,
-        engine: None,
+        instance: instance.clone(),
+        publisher: publisher.clone(),
+        source,
         catalog: None,
         catalog_task: None,
-        demo: None,
         profiles,
         tasks: Vec::new(),
     };
-    backend.load(startup.source).await;
+    backend.tasks.push(tokio::spawn(profile_jobs(
+        profiles_dir,
+        publisher.clone(),
+        shared.clone(),
+        jobs,
+    )));
+    let engine = instance.engine().clone();
+    backend.tasks.push(tokio::spawn(forward_snapshots(
+        engine.clone(),
+        publisher.clone(),
+        shared,
+    )));
+    backend
+        .tasks
+        .push(tokio::spawn(forward_events(engine, publisher.clone())));
+    backend.tasks.push(tokio::spawn(follow_contexts(
+        instance.clients().clone(),
+        publisher.clone(),
+    )));
+    backend.publish_source();
+    if matches!(backend.source, SourceState::Demo { .. }) {
+        publisher.event(Tone::Good, crate::demo::STARTED_NOTE);
+    }
     while let Some(request) = requests.recv().await {
         backend.handle(request).await;
     }
-    backend.shutdown().await;
+    backend.end();
+}
+
+/// The profile task: opens the store, then applies profile jobs in order.
+async fn profile_jobs(
+    dir: Option<PathBuf>,
+    publisher: Publisher,
+    shared: Shared,
+    mut jobs: mpsc::UnboundedReceiver<ProfileJob>,
+) {
+    let mut profiles = Profiles::open(dir, publisher, shared);
+    while let Some(job) = jobs.recv().await {
+        match job {
+            ProfileJob::Request(request) => profiles.handle(request).await,
+            ProfileJob::AddTunnel(name, spec) => profiles.add_tunnel(&name, spec),
+        }
+    }
+}
+
+/// The contexts the instance's clients know, published now and whenever the kubeconfig changes.
+async fn follow_contexts(pool: ClientPool, publisher: Publisher) {
+    let mut changes = pool.changes();
+    loop {
+        publish_contexts(&pool, &publisher);
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn publish_contexts(pool: &ClientPool, publisher: &Publisher) {
+    let contexts: Vec<ContextInfo> = pool
+        .contexts()
+        .into_iter()
+        .map(|c| ContextInfo {
+            name: c.name,
+            cluster: c.cluster,
+            namespace: c.namespace,
+            connection: Default::default(),
+        })
+        .collect();
+    // Without a current-context (the demo, in-app clusters only) the first context is shown.
+    let current = pool
+        .current_context()
+        .filter(|c| contexts.iter().any(|i| &i.name == c))
+        .or_else(|| contexts.first().map(|c| c.name.clone()));
+    publisher.update(|m| {
+        for c in &mut m.contexts {
+            if let Some(new) = contexts.iter().find(|n| n.name == c.name) {
+                let connection = std::mem::take(&mut c.connection);
+                *c = new.clone();
+                c.connection = connection;
+            }
+        }
+        m.contexts
+            .retain(|c| contexts.iter().any(|n| n.name == c.name));
+        for new in &contexts {
+            if !m.contexts.iter().any(|c| c.name == new.name) {
+                m.contexts.push(new.clone());
+            }
+        }
+        m.contexts.sort_by(|a, b| a.name.cmp(&b.name));
+        m.current_context = current;
+    });
 }
 
 impl Backend {
-    /// Reads the kubeconfig (or starts the demo) and starts the engine on it.
-    async fn load(&mut self, source: Source) {
-        let loaded = match source {
-            Source::Demo => return self.start_demo().await,
-            Source::Env => (
-                ClientPool::from_env(),
-                ferry_core::kubeconfig::paths_from_env(),
-            ),
-            Source::Paths(paths) => (ClientPool::from_paths(&paths), paths),
-        };
-        let shown = display_paths(&loaded.1);
-        if loaded.1.iter().all(|p| !p.exists()) {
-            return self
-                .publisher
-                .update(|m| m.source = SourceState::Missing { looked_at: shown });
-        }
-        match loaded.0 {
-            Err(e) => self.publisher.update(|m| {
-                m.source = SourceState::Broken {
-                    path: shown,
-                    reason: e.to_string(),
-                }
-            }),
-            Ok(pool) if pool.contexts().is_empty() => self
-                .publisher
-                .update(|m| m.source = SourceState::Missing { looked_at: shown }),
-            Ok(pool) => self.use_pool(pool, SourceState::Kubeconfig { path: shown }),
-        }
-    }
-
-    async fn start_demo(&mut self) {
-        match crate::demo::start().await {
-            Ok(demo) => {
-                let path = demo.kubeconfig_path().to_path_buf();
-                match ClientPool::from_paths(std::slice::from_ref(&path)) {
-                    Ok(pool) => {
-                        self.demo = Some(demo);
-                        self.use_pool(
-                            pool,
-                            SourceState::Demo {
-                                kubeconfig: path.display().to_string(),
-                            },
-                        );
-                        self.publisher.event(Tone::Good, crate::demo::STARTED_NOTE);
-                    }
-                    Err(e) => self.demo_failed(e.to_string()),
-                }
-            }
-            Err(e) => self.demo_failed(format!("{e:#}")),
-        }
-    }
-
-    fn demo_failed(&self, reason: String) {
-        self.publisher.event(
-            Tone::Bad,
-            format!("The demo cluster could not start: {reason}"),
-        );
-        self.publisher.update(|m| {
-            m.source = SourceState::Broken {
-                path: "the demo cluster".into(),
-                reason,
-            };
-        });
-    }
-
-    fn use_pool(&mut self, pool: ClientPool, source: SourceState) {
-        let contexts: Vec<ContextInfo> = pool
-            .contexts()
-            .into_iter()
-            .map(|c| ContextInfo {
-                name: c.name,
-                cluster: c.cluster,
-                namespace: c.namespace,
-                connection: Default::default(),
-            })
-            .collect();
-        let current = pool.current_context();
-        let engine = Engine::new(
-            &tokio::runtime::Handle::current(),
-            Arc::new(pool.clone()),
-            EngineOptions::default(),
-        );
-        self.tasks.push(tokio::spawn(forward_snapshots(
-            engine.clone(),
-            self.publisher.clone(),
-            self.profiles.shared(),
-        )));
-        self.tasks.push(tokio::spawn(forward_events(
-            engine.clone(),
-            self.publisher.clone(),
-        )));
-        self.publisher.update(|m| {
-            m.contexts = contexts;
-            m.current_context = current;
-            m.source = source;
-        });
-        for spec in self.profiles.autostart_specs() {
-            engine.start(spec);
-        }
-        self.pool = Some(pool);
-        self.engine = Some(engine);
+    fn publish_source(&self) {
+        let source = self.source.clone();
+        self.publisher.update(|m| m.source = source);
     }
 
     async fn handle(&mut self, request: Request) {
@@ -167,70 +215,106 @@ impl Backend {
                 spec,
                 save_to_profile,
             } => {
-                if let Some(profile) = save_to_profile {
-                    self.profiles.add_tunnel(&profile, spec.clone());
+                if let Some(profile) = &save_to_profile {
+                    self.profile_job(ProfileJob::AddTunnel(profile.clone(), spec.clone()));
                 }
-                self.with_engine(|e| {
-                    e.start(spec);
+                self.api(Api::AddTunnel {
+                    spec,
+                    profile: save_to_profile,
                 });
             }
             Request::StartTunnels(ids) | Request::RestartTunnels(ids) => {
-                self.each(ids, Engine::restart)
+                self.api(Api::RestartTunnels {
+                    ids: parse_ids(&ids),
+                })
             }
-            Request::StopTunnels(ids) => self.each(ids, Engine::stop),
-            Request::RemoveTunnels(ids) => self.each(ids, Engine::remove),
+            Request::StopTunnels(ids) => self.api(Api::StopTunnels {
+                ids: parse_ids(&ids),
+            }),
+            Request::RemoveTunnels(ids) => self.api(Api::RemoveTunnels {
+                ids: parse_ids(&ids),
+            }),
+            Request::StartProfile(name) => self.api(Api::Up {
+                profiles: vec![name],
+            }),
+            Request::StopProfile(name) => self.api(Api::Down {
+                profiles: vec![name],
+                all: false,
+            }),
             Request::CheckPort { bind, port } => {
-                let free = port_is_free(bind, port).await;
-                self.publisher
-                    .notice(Notice::PortChecked { bind, port, free });
+                let publisher = self.publisher.clone();
+                self.spawn(async move {
+                    let free = port_is_free(bind, port).await;
+                    publisher.notice(Notice::PortChecked { bind, port, free });
+                });
             }
             Request::NextFreePort { index, bind, from } => {
-                let port = next_free_port(bind, from).await;
-                self.publisher.notice(Notice::NextFreePort { index, port });
+                let publisher = self.publisher.clone();
+                self.spawn(async move {
+                    let port = next_free_port(bind, from).await;
+                    publisher.notice(Notice::NextFreePort { index, port });
+                });
             }
             Request::Logs {
                 context,
                 namespace,
                 pod,
-            } => self.logs(context, namespace, pod),
-            Request::StartProfile(name) => {
-                let specs = self.profiles.specs(&name);
-                self.with_engine(|e| start_specs(e, &specs));
-            }
-            Request::StopProfile(name) => {
-                let specs = self.profiles.specs(&name);
-                self.with_engine(|e| stop_specs(e, &specs));
+            } => {
+                let pool = self.instance.clients().clone();
+                let publisher = self.publisher.clone();
+                self.spawn(async move {
+                    let lines = recent_logs(&pool, &context, &namespace, &pod).await;
+                    publisher.notice(Notice::Logs { pod, lines });
+                });
             }
             Request::StartDemo => {
-                if self.demo.is_none() {
-                    self.start_demo().await;
+                if !matches!(self.source, SourceState::Demo { .. }) {
+                    self.source = demo_state(crate::demo::start_into(&self.instance).await);
+                    self.publish_source();
+                    publish_contexts(self.instance.clients(), &self.publisher);
+                    if matches!(self.source, SourceState::Demo { .. }) {
+                        self.publisher.event(Tone::Good, crate::demo::STARTED_NOTE);
+                    } else if let SourceState::Broken { reason, .. } = &self.source {
+                        self.publisher.event(
+                            Tone::Bad,
+                            format!("The demo cluster could not start: {reason}"),
+                        );
+                    }
                 }
             }
-            other => self.profiles.handle(other).await,
+            Request::Quit => self.instance.quit(),
+            other => self.profile_job(ProfileJob::Request(other)),
         }
     }
 
-    fn with_engine(&self, act: impl FnOnce(&Engine)) {
-        match &self.engine {
-            Some(engine) => act(engine),
-            None => self
-                .publisher
-                .event(Tone::Bad, "No cluster is connected, so no tunnel can run."),
+    fn profile_job(&self, job: ProfileJob) {
+        if self.profiles.send(job).is_err() {
+            self.publisher.event(
+                Tone::Bad,
+                "Profiles are unavailable (their task has ended).",
+            );
         }
     }
 
-    fn each(&self, ids: Vec<String>, act: fn(&Engine, TunnelId)) {
-        self.with_engine(|engine| {
-            for id in ids.iter().filter_map(|id| parse_id(id)) {
-                act(engine, id);
+    /// Sends a request to the instance in a task of its own; an error goes to the event log.
+    fn api(&mut self, request: Api) {
+        let instance = self.instance.clone();
+        let publisher = self.publisher.clone();
+        self.spawn(async move {
+            if let Response::Error(e) = instance.handle(request).await {
+                publisher.event(Tone::Bad, e.message);
             }
         });
+    }
+
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(tokio::spawn(task));
     }
 
     /// Shows a context and namespace: a new catalog for a new context, a namespace switch
     /// otherwise.
     fn scope(&mut self, context: String, namespace: Option<String>) {
-        let Some(pool) = &self.pool else { return };
         match &self.catalog {
             Some(catalog) if catalog.context() == context => {
                 if let Some(ns) = namespace {
@@ -238,7 +322,8 @@ impl Backend {
                 }
             }
             _ => {
-                let catalog = Catalog::start(pool, &context, namespace.as_deref());
+                let catalog =
+                    Catalog::start(self.instance.clients(), &context, namespace.as_deref());
                 if let Some(task) = self.catalog_task.take() {
                     task.abort();
                 }
@@ -251,69 +336,23 @@ impl Backend {
         }
     }
 
-    fn logs(&self, context: String, namespace: String, pod: String) {
-        let Some(pool) = self.pool.clone() else {
-            return;
-        };
-        let publisher = self.publisher.clone();
-        tokio::spawn(async move {
-            let lines = recent_logs(&pool, &context, &namespace, &pod).await;
-            publisher.notice(Notice::Logs { pod, lines });
-        });
-    }
-
-    async fn shutdown(mut self) {
+    /// Ends the window's tasks; the instance and its tunnels are not touched.
+    fn end(mut self) {
         if let Some(task) = self.catalog_task.take() {
             task.abort();
         }
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        if let Some(engine) = self.engine.take() {
-            // Bounded: a wedged engine must not keep the window from closing.
-            let _ = tokio::time::timeout(Duration::from_secs(2), engine.shutdown()).await;
-        }
-        if let Some(demo) = self.demo.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), demo.shutdown()).await;
-        }
     }
 }
 
 /// `t3` → `TunnelId(3)`, as [`TunnelId`]'s `Display` writes it.
-fn parse_id(id: &str) -> Option<TunnelId> {
-    id.strip_prefix('t')
-        .and_then(|n| n.parse().ok())
+fn parse_ids(ids: &[String]) -> Vec<TunnelId> {
+    ids.iter()
+        .filter_map(|id| id.strip_prefix('t').and_then(|n| n.parse().ok()))
         .map(TunnelId)
-}
-
-fn start_specs(engine: &Engine, specs: &[TunnelSpec]) {
-    let existing = engine.list();
-    for spec in specs {
-        match existing.iter().find(|s| &s.spec == spec) {
-            Some(s) if s.state.can_serve() => {}
-            Some(s) => engine.restart(s.id),
-            None => {
-                engine.start(spec.clone());
-            }
-        }
-    }
-}
-
-fn stop_specs(engine: &Engine, specs: &[TunnelSpec]) {
-    for s in engine.list().iter().filter(|s| specs.contains(&s.spec)) {
-        engine.stop(s.id);
-    }
-}
-
-fn display_paths(paths: &[PathBuf]) -> String {
-    if paths.is_empty() {
-        return "~/.kube/config (no home directory is known)".into();
-    }
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 /// Keeps the model's objects, namespaces and connection state in step with the catalog.
@@ -353,11 +392,7 @@ async fn forward_catalog(catalog: Catalog, publisher: Publisher) {
 }
 
 /// Keeps the tunnels table (and the profiles' running counts) in step with the engine.
-async fn forward_snapshots(
-    engine: Engine,
-    publisher: Publisher,
-    profiles: super::profile_ops::Shared,
-) {
+async fn forward_snapshots(engine: Engine, publisher: Publisher, profiles: Shared) {
     let mut rx = engine.snapshots();
     let mut version = 0;
     loop {

@@ -153,6 +153,7 @@ pub fn tunnel_row(s: &TunnelSnapshot) -> TunnelRow {
         [first, rest @ ..] => Some(format!("{first} +{}", rest.len())),
     };
     TunnelRow {
+        origin: s.origin.clone(),
         id: s.id.to_string(),
         spec: s.spec.clone(),
         status,
@@ -191,13 +192,10 @@ pub fn profiles(saved: &[Profile], tunnels: &[TunnelRow]) -> Vec<ProfileInfo> {
         .iter()
         .map(|p| {
             let specs: Vec<TunnelSpec> = p.specs().cloned().collect();
-            let running = specs
+            // A tunnel says which profile started it; specs are never compared for this.
+            let running = tunnels
                 .iter()
-                .filter(|spec| {
-                    tunnels
-                        .iter()
-                        .any(|t| &t.spec == *spec && t.status.is_running())
-                })
+                .filter(|t| t.origin.profile() == Some(p.name.as_str()) && t.status.is_running())
                 .count();
             ProfileInfo {
                 name: p.name.clone(),
@@ -212,6 +210,7 @@ pub fn profiles(saved: &[Profile], tunnels: &[TunnelRow]) -> Vec<ProfileInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::engine::Origin;
 
     #[test]
     fn web_ports_open_in_the_browser_and_databases_do_not() {
@@ -228,9 +227,10 @@ mod tests {
             r#"{"context":"demo","namespace":"default","target":"svc/kubia","ports":["8080:80"]}"#,
         )
         .unwrap();
-        let row = |status| TunnelRow {
+        let row = |status, origin| TunnelRow {
             id: "t1".into(),
             spec: spec.clone(),
+            origin,
             status,
             pod: None,
             listeners: Vec::new(),
@@ -241,13 +241,16 @@ mod tests {
             errors: 0,
             last_error: None,
         };
+        let web = || Origin::Profile("web".into());
         let profile = Profile::new("web", [spec.clone()]);
+        let running =
+            |rows: &[TunnelRow]| profiles(std::slice::from_ref(&profile), rows)[0].running;
+        assert_eq!(running(&[row(TunnelStatus::Active, web())]), 1);
+        assert_eq!(running(&[row(TunnelStatus::Stopped, web())]), 0);
+        // The same spec started ad hoc, or by another profile, is not this profile's.
+        assert_eq!(running(&[row(TunnelStatus::Active, Origin::AdHoc)]), 0);
         assert_eq!(
-            profiles(std::slice::from_ref(&profile), &[row(TunnelStatus::Active)])[0].running,
-            1
-        );
-        assert_eq!(
-            profiles(&[profile], &[row(TunnelStatus::Stopped)])[0].running,
+            running(&[row(TunnelStatus::Active, Origin::Profile("db".into()))]),
             0
         );
     }

@@ -95,5 +95,7 @@ pub enum Command {
     CopyText(String),
     /// Start the built-in demo cluster (from the welcome screen).
     StartDemo,
+    /// Stop every tunnel and end Ferry (not only the window).
+    Quit,
     DismissToast(u64),
 }

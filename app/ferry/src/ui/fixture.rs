@@ -258,6 +258,7 @@ fn tunnel(
     let waiting = matches!(status, TunnelStatus::Waiting(_));
     TunnelRow {
         id: format!("t{id}"),
+        origin: ferry_core::engine::Origin::AdHoc,
         spec,
         status,
         pod: pod.map(str::to_string),

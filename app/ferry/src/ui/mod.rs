@@ -25,17 +25,11 @@ pub mod toasts;
 pub mod tunnels;
 pub mod welcome;
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use app::FerryApp;
+pub use backend::source_state;
 pub use runtime::{Runtime, Source, Startup};
-
-/// How the window was asked to start.
-pub struct Options {
-    /// `ferry --demo`: run the built-in simulated cluster instead of the user's kubeconfig.
-    pub demo: bool,
-}
 
 /// When `run` was called, so the first frame can report how long startup took.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -60,15 +54,12 @@ fn window_icon() -> egui::IconData {
     eframe::icon_data::from_png_bytes(PNG).unwrap_or_default()
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run(options: Options) -> anyhow::Result<ExitCode> {
+/// Opens the window on the host's instance and runs it on this (the main) thread until it is
+/// closed. Called again to show it again: eframe reuses its event loop (`run_and_return`).
+pub fn open_window(host: Arc<crate::host::Host>) -> anyhow::Result<()> {
     let _ = STARTED.set(std::time::Instant::now());
-    let source = if options.demo {
-        Source::Demo
-    } else {
-        Source::Env
-    };
-    let title = if options.demo {
+    let demo = matches!(host.source, model::SourceState::Demo { .. });
+    let title = if demo {
         "Ferry — demo cluster"
     } else {
         "Ferry"
@@ -81,23 +72,22 @@ pub fn run(options: Options) -> anyhow::Result<ExitCode> {
             .with_min_inner_size([760.0, 420.0])
             .with_icon(window_icon()),
         persist_window: true,
+        run_and_return: true,
         ..Default::default()
     };
-    eframe::run_native(
+    let opened = host.clone();
+    let result = eframe::run_native(
         "Ferry",
         native,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let startup = Startup {
-                source,
-                profiles_dir: None,
-            };
-            let runtime = Runtime::start(startup, Arc::new(move || ctx.request_repaint()))?;
+            opened.window_opened(Some(ctx.clone()));
+            let runtime = Runtime::attach(&opened, Arc::new(move || ctx.request_repaint()));
             Ok(Box::new(FerryApp::new(&cc.egui_ctx, cc.storage, runtime)))
         }),
-    )
-    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    );
+    host.window_opened(None);
+    result.map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
 #[cfg(test)]

@@ -169,6 +169,8 @@ pub struct Listener {
 pub struct TunnelRow {
     pub id: String,
     pub spec: TunnelSpec,
+    /// The profile it was started from, or ad hoc.
+    pub origin: ferry_core::engine::Origin,
     pub status: TunnelStatus,
     pub pod: Option<String>,
     pub listeners: Vec<Listener>,

@@ -44,7 +44,7 @@ pub struct Profiles {
 impl Profiles {
     /// Opens the store in `dir` (tests) or the user's config directory; a store that cannot be
     /// opened is reported and profiles are then unavailable.
-    pub fn open(dir: Option<PathBuf>, publisher: Publisher) -> Self {
+    pub fn open(dir: Option<PathBuf>, publisher: Publisher, shared: Shared) -> Self {
         let store = match dir {
             Some(dir) => ProfileStore::open(dir, Arc::new(ferry_core::secrets::OsKeyring)),
             None => ProfileStore::open_default(),
@@ -58,36 +58,11 @@ impl Profiles {
         };
         let profiles = Profiles {
             store,
-            shared: Shared::default(),
+            shared,
             publisher,
         };
         profiles.publish();
         profiles
-    }
-
-    pub fn shared(&self) -> Shared {
-        self.shared.clone()
-    }
-
-    /// The tunnels of a profile (empty when unknown).
-    pub fn specs(&self, name: &str) -> Vec<TunnelSpec> {
-        let profile = self.store.as_ref().and_then(|s| s.profile(name));
-        profile
-            .map(|p| p.specs().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// The tunnels of every profile marked "start with Ferry".
-    pub fn autostart_specs(&self) -> Vec<TunnelSpec> {
-        let Some(store) = &self.store else {
-            return Vec::new();
-        };
-        store
-            .profiles()
-            .iter()
-            .filter(|p| p.autostart)
-            .flat_map(|p| p.specs().cloned())
-            .collect()
     }
 
     /// Adds a tunnel to a profile, creating the profile if needed (forward dialog's "save to").

@@ -1,11 +1,13 @@
-//! The async side of the app: a tokio runtime on its own thread (egui keeps the main thread),
-//! where the engine, the catalog and, in demo mode, kubesim live. The UI talks to it only
-//! through [`Request`]s and reads back an immutable [`Model`] plus one-shot [`Notice`]s; it
-//! never waits on it. Every change ends with `ctx.request_repaint()`, so the window repaints on
-//! events only and sleeps while idle.
+//! The window's handle to the async side: a backend task on the instance's tokio runtime (egui
+//! keeps the main thread) that owns the window's catalog, its profile edits and its log
+//! fetches, and reads the instance's tunnels. The UI talks to it only through [`Request`]s and
+//! reads back an immutable [`Model`] plus one-shot [`Notice`]s; it never waits on it. Every
+//! change ends with `ctx.request_repaint()`, so the window repaints on events only and sleeps
+//! while idle.
 //!
-//! Shutdown: dropping [`Runtime`] (or [`Runtime::shutdown`]) closes the request channel; the
-//! backend stops its tunnels and the thread is joined.
+//! Shutdown: dropping [`Runtime`] (or [`Runtime::shutdown`]) closes the request channel and
+//! ends the backend. The instance's tunnels keep running ([`Runtime::attach`]) unless the
+//! runtime owns a private instance ([`Runtime::start`], for tests), which then stops too.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -85,6 +87,8 @@ pub enum Request {
     ExportProfiles,
     RestoreProfilesBackup,
     StartDemo,
+    /// End the instance: every tunnel stops and the window closes.
+    Quit,
 }
 
 /// One-shot news from the runtime, drained by the UI once per frame.
@@ -116,12 +120,24 @@ pub enum Notice {
     },
 }
 
-/// The UI's handle to the runtime thread.
+/// The UI's handle to the backend.
 pub struct Runtime {
     requests: mpsc::UnboundedSender<Request>,
     model: watch::Receiver<Arc<Model>>,
     notices: std_mpsc::Receiver<Notice>,
-    thread: Option<JoinHandle<()>>,
+    ends: Ends,
+    /// The attached instance's quit signal.
+    quitting: Option<tokio_util::sync::CancellationToken>,
+}
+
+/// What [`Runtime::shutdown`] waits for.
+enum Ends {
+    /// Nothing to wait for ([`Runtime::fixed`]).
+    Nothing,
+    /// A private instance on its own thread ([`Runtime::start`]).
+    Thread(JoinHandle<()>),
+    /// A backend task on the host's runtime ([`Runtime::attach`]).
+    Task(tokio::runtime::Handle, tokio::task::JoinHandle<()>),
 }
 
 /// The runtime thread's way back to the UI: publish a model, send a notice, wake the window.
@@ -133,6 +149,24 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher and the receiving ends the [`Runtime`] keeps.
+    fn new(
+        repaint: Arc<dyn Fn() + Send + Sync>,
+    ) -> (
+        Self,
+        watch::Receiver<Arc<Model>>,
+        std_mpsc::Receiver<Notice>,
+    ) {
+        let (model_tx, model) = watch::channel(Arc::new(Model::default()));
+        let (notices_tx, notices) = std_mpsc::channel();
+        let publisher = Publisher {
+            model: Arc::new(model_tx),
+            notices: notices_tx,
+            repaint,
+        };
+        (publisher, model, notices)
+    }
+
     /// Replaces the model (edited from the current one) and wakes the window.
     pub fn update(&self, edit: impl FnOnce(&mut Model)) {
         self.model.send_modify(|m| edit(Arc::make_mut(m)));
@@ -161,17 +195,12 @@ impl Publisher {
 }
 
 impl Runtime {
-    /// Starts the runtime thread for `source`; `repaint` wakes the window (egui:
-    /// `ctx.request_repaint()`).
+    /// A window on a private instance of its own (no control socket) built from `startup`,
+    /// on a tokio runtime thread of its own: the UI tests' way to run the real app. `repaint`
+    /// wakes the window (egui: `ctx.request_repaint()`).
     pub fn start(startup: Startup, repaint: Arc<dyn Fn() + Send + Sync>) -> anyhow::Result<Self> {
         let (requests, rx) = mpsc::unbounded_channel();
-        let (model_tx, model) = watch::channel(Arc::new(Model::default()));
-        let (notice_tx, notices) = std_mpsc::channel();
-        let publisher = Publisher {
-            model: Arc::new(model_tx),
-            notices: notice_tx,
-            repaint,
-        };
+        let (publisher, model, notices) = Publisher::new(repaint);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ferry-async")
@@ -180,15 +209,47 @@ impl Runtime {
         let thread = std::thread::Builder::new()
             .name("ferry-runtime".into())
             .spawn(move || {
-                runtime.block_on(super::backend::run(startup, rx, publisher));
+                runtime.block_on(async move {
+                    let (instance, source) = super::backend::private_instance(&startup).await;
+                    super::backend::run(
+                        instance.clone(),
+                        source,
+                        startup.profiles_dir,
+                        rx,
+                        publisher,
+                    )
+                    .await;
+                    instance.shutdown(std::time::Duration::from_secs(2)).await;
+                });
                 runtime.shutdown_timeout(std::time::Duration::from_secs(2));
             })?;
         Ok(Runtime {
             requests,
             model,
             notices,
-            thread: Some(thread),
+            ends: Ends::Thread(thread),
+            quitting: None,
         })
+    }
+
+    /// A window on the host's instance: its tunnels outlive the window.
+    pub fn attach(host: &crate::host::Host, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let (requests, rx) = mpsc::unbounded_channel();
+        let (publisher, model, notices) = Publisher::new(repaint);
+        let task = host.runtime.spawn(super::backend::run(
+            host.instance.clone(),
+            host.source.clone(),
+            None,
+            rx,
+            publisher,
+        ));
+        Runtime {
+            requests,
+            model,
+            notices,
+            ends: Ends::Task(host.runtime.clone(), task),
+            quitting: Some(host.instance.quitting()),
+        }
     }
 
     /// A runtime with no thread that always shows `model`; requests are handed to the caller
@@ -202,10 +263,16 @@ impl Runtime {
                 requests,
                 model,
                 notices,
-                thread: None,
+                ends: Ends::Nothing,
+                quitting: None,
             },
             rx,
         )
+    }
+
+    /// Whether the host's instance is ending, so the window must close.
+    pub fn instance_quitting(&self) -> bool {
+        self.quitting.as_ref().is_some_and(|q| q.is_cancelled())
     }
 
     /// The current model (cheap: an `Arc` clone).
@@ -225,14 +292,25 @@ impl Runtime {
         self.notices.try_iter().collect()
     }
 
-    /// Stops the backend (tunnels close) and joins the thread.
+    /// Ends the backend (and a private instance with its tunnels) and waits for it.
     pub fn shutdown(&mut self) {
         let (closed, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.requests, closed));
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the runtime thread panicked while shutting down");
+        match std::mem::replace(&mut self.ends, Ends::Nothing) {
+            Ends::Nothing => {}
+            Ends::Thread(thread) => {
+                if thread.join().is_err() {
+                    tracing::error!("the runtime thread panicked while shutting down");
+                }
+            }
+            Ends::Task(runtime, task) => {
+                let waited = runtime.block_on(async move {
+                    tokio::time::timeout(std::time::Duration::from_secs(2), task).await
+                });
+                if !matches!(waited, Ok(Ok(()))) {
+                    tracing::warn!("the window's backend did not end cleanly");
+                }
+            }
         }
     }
 }
