@@ -427,6 +427,33 @@ async fn forward_detach_starts_a_daemon_and_the_tunnel_outlives_the_cli() -> Res
     )
     .await?;
 
+    // A typo fails at once with kubectl's reason, instead of waiting out the 60 s.
+    let started = Instant::now();
+    let out = env
+        .ferry(&["forward", "svc/nope", "0:80", "--detach"])
+        .await?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not found") && stderr.contains("nope"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    wait_for(
+        "the typo's tunnel to be taken away",
+        Duration::from_secs(5),
+        || async {
+            let status = env.status().await.ok()?;
+            (tunnels(&status).len() == 1).then_some(())
+        },
+    )
+    .await?;
+
     let mut client = env.client().await?;
     assert_eq!(client.request(Request::Quit).await?, Response::Ok);
     wait_for("the daemon to exit", Duration::from_secs(5), || async {

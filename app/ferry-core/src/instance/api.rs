@@ -101,7 +101,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
     },
-    /// Wait (up to `timeout_ms`) until the tunnel is Active or Failed, then answer
+    /// Wait (up to `timeout_ms`) until the tunnel is Active or Failed, or waits for an object
+    /// that does not exist (reason `not-found`: a typo does not fix itself), then answer
     /// [`Response::Tunnel`] with its snapshot (also on timeout: the state says which).
     WaitTunnel { id: TunnelId, timeout_ms: u64 },
     /// Stop tunnels (they stay listed as Stopped). [`Response::Ok`].

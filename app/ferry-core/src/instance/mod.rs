@@ -213,8 +213,10 @@ impl Instance {
                 id: engine.start_from(spec, profile.map_or(Origin::AdHoc, Origin::Profile)),
             }),
             Request::WaitTunnel { id, timeout_ms } => {
+                // Waiting for something that does not exist (a typo) will not end by itself.
                 let settled = |s: &TunnelSnapshot| {
                     matches!(s.state, TunnelState::Active | TunnelState::Failed)
+                        || s.reason == Some(crate::tunnel::state::Reason::NotFound)
                 };
                 // A tunnel started a moment ago may not be published yet: wait for it too.
                 let timeout = Duration::from_millis(timeout_ms.min(10 * 60 * 1000));

@@ -211,8 +211,9 @@ async fn detach(spec: TunnelSpec) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        TunnelState::Failed => {
-            // A failed ad hoc tunnel would only clutter the instance: take it away again.
+        _ if snapshot.state == TunnelState::Failed || snapshot.reason == Some(Reason::NotFound) => {
+            // A typo is an error here, as in kubectl and the foreground `ferry forward`; a
+            // failed ad hoc tunnel would only clutter the instance: take it away again.
             let _ = client
                 .request(Request::RemoveTunnels { ids: vec![id] })
                 .await;

@@ -70,7 +70,11 @@ pub fn objects(view: &CatalogView, previous: &Objects, version: u64) -> Objects 
                 .endpoints
                 .iter()
                 .find(|e| e.metadata.name == s.metadata.name);
-            ServiceRow::new(s.clone(), endpoints.map(|e| e.as_ref()))
+            ServiceRow::new(
+                s.clone(),
+                endpoints.map(|e| e.as_ref()),
+                view.pods.iter().map(|p| p.as_ref()),
+            )
         })
         .collect();
     let loading = [ListKind::Pods, ListKind::Services, ListKind::Deployments]

@@ -378,7 +378,7 @@ pub fn model(extra_pods: usize) -> Model {
                 .iter()
                 .find(|e| e.metadata.name == s.metadata.name)
                 .map(|e| e.as_ref());
-            ServiceRow::new(Arc::new(s), e)
+            ServiceRow::new(Arc::new(s), e, &pods)
         })
         .collect();
     let objects = Objects {

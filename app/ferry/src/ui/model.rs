@@ -123,7 +123,22 @@ pub struct ServiceRow {
     /// Ready endpoint addresses, when the Endpoints object is known.
     pub endpoints: Option<usize>,
     pub created: Option<Timestamp>,
+    /// Its ports with their targets resolved against a backing pod, computed off the frame.
+    pub resolved_ports: Vec<ResolvedPort>,
     pub service: Arc<Service>,
+}
+
+/// One service port with its target resolved against a backing pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedPort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub protocol: String,
+    /// The targetPort as written (`8080`, `http`).
+    pub target: String,
+    /// The container port the target resolves to on a backing pod, if one is known.
+    pub container_port: Option<i32>,
+    pub node_port: Option<i32>,
 }
 
 /// One line of the Deployments table.

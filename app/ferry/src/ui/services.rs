@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use egui::Ui;
 use egui_extras::Column;
-use k8s_openapi::api::core::v1::{Endpoints, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::commands::{Command, ForwardTarget, Selection};
@@ -24,9 +24,14 @@ const TITLES: [&str; 8] = [
 ];
 
 impl ServiceRow {
-    /// Precomputes the columns of a service's row; `endpoints` is the Endpoints object of the
-    /// same name, if the catalog has it.
-    pub fn new(service: Arc<Service>, endpoints: Option<&Endpoints>) -> Self {
+    /// Precomputes the columns of a service's row and its resolved ports; `endpoints` is the
+    /// Endpoints object of the same name, if the catalog has it, and `pods` the namespace's
+    /// pods (the first endpoint's pod is the one named targetPorts are resolved against).
+    pub fn new<'a>(
+        service: Arc<Service>,
+        endpoints: Option<&Endpoints>,
+        pods: impl IntoIterator<Item = &'a Pod>,
+    ) -> Self {
         let spec = service.spec.clone().unwrap_or_default();
         let ports = spec
             .ports
@@ -54,6 +59,10 @@ impl ServiceRow {
             selector,
             endpoints: endpoints.map(ready_addresses),
             created: service.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            resolved_ports: super::details::service::resolve_ports(
+                &service,
+                endpoints.and_then(|e| backing_pod(e, pods)),
+            ),
             service,
         }
     }
@@ -244,6 +253,23 @@ pub fn show(
                 });
             });
     });
+}
+
+/// The pod behind the first endpoint address that names one (ready addresses come first).
+fn backing_pod<'a>(
+    endpoints: &Endpoints,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Option<&'a Pod> {
+    let names: Vec<String> = super::details::service::endpoint_list(endpoints)
+        .into_iter()
+        .filter_map(|e| e.pod)
+        .collect();
+    let pods: Vec<&Pod> = pods.into_iter().collect();
+    names.iter().find_map(|name| {
+        pods.iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .copied()
+    })
 }
 
 #[cfg(test)]

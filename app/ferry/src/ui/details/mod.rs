@@ -41,7 +41,7 @@ pub fn show(
         .show(ui, |ui| match selection {
             Some(Selection::Service(name)) => {
                 match objects.services.iter().find(|s| &s.name == name) {
-                    Some(row) => service::show(ui, objects, &row.service, out),
+                    Some(row) => service::show(ui, objects, row, out),
                     None => gone(ui, "service", name),
                 }
             }

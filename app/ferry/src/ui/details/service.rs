@@ -4,65 +4,49 @@
 //! The facts are pure functions over k8s-openapi types (unit-tested below); the drawing is thin.
 
 use egui::{RichText, Ui};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service, ServicePort};
+use ferry_core::resolve::resolve_service_port;
+use ferry_core::spec::RemotePort;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::ui::commands::{Command, ForwardTarget};
-use crate::ui::model::Objects;
+use crate::ui::model::{Objects, ResolvedPort, ServiceRow};
 use crate::ui::theme::{self, Tone, icon};
 
-/// One service port with its target resolved against a backing pod.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResolvedPort {
-    pub name: Option<String>,
-    pub port: i32,
-    pub protocol: String,
-    /// The targetPort as written (`8080`, `http`).
-    pub target: String,
-    /// The container port the target resolves to on a backing pod, if one is known.
-    pub container_port: Option<i32>,
-    pub node_port: Option<i32>,
-}
-
-/// Resolves each service port's targetPort (a number, or a name looked up in the containers and
-/// then the init containers of a pod, as kubectl does).
+/// Resolves each service port's targetPort the way `kubectl port-forward` does, with
+/// ferry-core's [`resolve_service_port`] against a backing pod (a named targetPort is looked up
+/// in its containers, then init containers; without a pod it stays unresolved). Run when the
+/// catalog changes (in [`ServiceRow::new`](crate::ui::model::ServiceRow)), never per frame.
 pub fn resolve_ports(service: &Service, pod: Option<&Pod>) -> Vec<ResolvedPort> {
+    let no_pod = Pod::default();
     let ports = service
         .spec
         .as_ref()
         .and_then(|s| s.ports.as_deref())
         .unwrap_or_default();
-    ports.iter().map(|p| resolve_port(p, pod)).collect()
-}
-
-fn resolve_port(p: &ServicePort, pod: Option<&Pod>) -> ResolvedPort {
-    let (target, container_port) = match &p.target_port {
-        Some(IntOrString::Int(0)) | None => (p.port.to_string(), Some(p.port)),
-        Some(IntOrString::Int(n)) => (n.to_string(), Some(*n)),
-        Some(IntOrString::String(name)) => {
-            (name.clone(), pod.and_then(|pod| named_port(pod, name)))
-        }
-    };
-    ResolvedPort {
-        name: p.name.clone(),
-        port: p.port,
-        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-        target,
-        container_port,
-        node_port: p.node_port,
-    }
-}
-
-/// The number of a named container port in a pod (containers first, then init containers).
-pub fn named_port(pod: &Pod, name: &str) -> Option<i32> {
-    let spec = pod.spec.as_ref()?;
-    spec.containers
+    ports
         .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some(name))
-        .map(|p| p.container_port)
+        .map(|p| {
+            let target = match &p.target_port {
+                Some(IntOrString::Int(0)) | None => p.port.to_string(),
+                Some(IntOrString::Int(n)) => n.to_string(),
+                Some(IntOrString::String(name)) => name.clone(),
+            };
+            let remote = RemotePort::Number(u16::try_from(p.port).unwrap_or_default());
+            let container_port = resolve_service_port(service, pod.unwrap_or(&no_pod), &remote)
+                .ok()
+                .map(i32::from);
+            ResolvedPort {
+                name: p.name.clone(),
+                port: p.port,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                target,
+                container_port,
+                node_port: p.node_port,
+            }
+        })
+        .collect()
 }
 
 /// One endpoint address, ready or not, with the pod behind it.
@@ -255,7 +239,8 @@ pub fn unforwardable(service: &Service) -> Option<String> {
 }
 
 /// Draws the details of a service.
-pub fn show(ui: &mut Ui, objects: &Objects, service: &Service, out: &mut Vec<Command>) {
+pub fn show(ui: &mut Ui, objects: &Objects, row: &ServiceRow, out: &mut Vec<Command>) {
+    let service = row.service.as_ref();
     let name = service.metadata.name.clone().unwrap_or_default();
     let spec = service.spec.clone().unwrap_or_default();
     let endpoints = objects
@@ -263,11 +248,6 @@ pub fn show(ui: &mut Ui, objects: &Objects, service: &Service, out: &mut Vec<Com
         .iter()
         .find(|e| e.metadata.name.as_deref() == Some(name.as_str()));
     let endpoint_infos = endpoints.map(|e| endpoint_list(e)).unwrap_or_default();
-    let backing_pod = endpoint_infos
-        .iter()
-        .filter_map(|e| e.pod.as_deref())
-        .find_map(|p| objects.pods.iter().find(|r| r.name == p))
-        .map(|r| r.pod.clone());
 
     ui.horizontal(|ui| {
         ui.heading(&name);
@@ -305,7 +285,7 @@ pub fn show(ui: &mut Ui, objects: &Objects, service: &Service, out: &mut Vec<Com
         .num_columns(3)
         .striped(false)
         .show(ui, |ui| {
-            for p in resolve_ports(service, backing_pod.as_deref()) {
+            for p in &row.resolved_ports {
                 let label = format!(
                     "{}{}/{}",
                     p.name
@@ -416,7 +396,7 @@ pub fn show(ui: &mut Ui, objects: &Objects, service: &Service, out: &mut Vec<Com
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Container, ContainerPort, NodeAddress, NodeStatus, PodSpec, ServiceSpec,
+        Container, ContainerPort, NodeAddress, NodeStatus, PodSpec, ServicePort, ServiceSpec,
     };
     use k8s_openapi::api::networking::v1::{
         HTTPIngressPath, HTTPIngressRuleValue, IngressBackend, IngressRule, IngressServiceBackend,
@@ -475,6 +455,16 @@ mod tests {
         assert_eq!(
             resolve_ports(&service("ClusterIP"), None)[0].container_port,
             None
+        );
+        // As kubectl port-forward does (and the tunnel engine): a headless service passes the
+        // port number through, whatever its targetPort says.
+        let mut headless = service("ClusterIP");
+        if let Some(spec) = headless.spec.as_mut() {
+            spec.cluster_ip = Some("None".into());
+        }
+        assert_eq!(
+            resolve_ports(&headless, Some(&pod))[0].container_port,
+            Some(80)
         );
     }
 
