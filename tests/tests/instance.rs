@@ -874,6 +874,11 @@ async fn the_window_is_a_view_that_comes_and_goes_while_the_tunnels_stay() -> Re
     // `ferry quit` ends the instance: the window, every listener, the process.
     let out = env.ferry(&["quit"]).await?;
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "quit says nothing wrong: {}",
+        text(&out)
+    );
     let exit = tokio::time::timeout(Duration::from_secs(5), gui.wait()).await??;
     assert!(exit.success(), "exit status {exit}");
     for addr in [web_addr, ad_hoc_addr] {

@@ -73,6 +73,11 @@ impl Host {
 pub fn run(options: HostOptions) -> anyhow::Result<ExitCode> {
     let log = open_log(options.flavor);
     init_tracing(options.verbose, log.as_ref());
+    #[cfg(unix)]
+    match ferry_core::instance::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!("open files limit: {limit}"),
+        Err(e) => tracing::warn!("could not raise the open files limit: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -275,6 +280,7 @@ fn run_windows(host: &Arc<Host>, options: HostOptions, called: &std_mpsc::Receiv
                     return;
                 }
             }
+            ferry_core::instance::release_free_memory();
             // Show requests that came while it was open were answered by raising it.
             while let Ok(call) = called.try_recv() {
                 if matches!(call, Call::Quit) {

@@ -393,6 +393,46 @@ fn unknown_profile(name: &str, store: Option<&ProfileStore>) -> ApiError {
     )
 }
 
+/// Raises this process's soft limit of open files to its hard limit, and returns the new soft
+/// limit. Every tunnel listener and every forwarded connection is a file descriptor, and
+/// desktop sessions often start programs with a soft limit of 1,024 (the hard limit is usually
+/// far higher), which a profile of a few hundred tunnels would exhaust.
+#[cfg(unix)]
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    #[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every unix")]
+    Ok(limit.rlim_cur as u64)
+}
+
+/// Hands the allocator's free memory back to the operating system. Called when the window has
+/// closed: its frames, textures and font atlas were freed, but glibc keeps freed heap pages in
+/// its arenas unless asked, so the instance would go on looking as big as with its window.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The named profiles, or the autostart ones; an unknown name is an error listing known ones.
 pub fn choose(store: &ProfileStore, names: &[String]) -> Result<Vec<Profile>, ApiError> {
     if names.is_empty() {
@@ -419,4 +459,25 @@ pub fn choose(store: &ProfileStore, names: &[String]) -> Result<Vec<Profile>, Ap
                 .ok_or_else(|| unknown_profile(name, Some(store)))
         })
         .collect()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #[test]
+    fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
+        let raised = super::raise_open_files_limit().expect("getrlimit/setrlimit work");
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed by pointer.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+        #[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every unix")]
+        let current = limit.rlim_cur as u64;
+        assert_eq!(raised, current);
+    }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferry_core::instance::Flavor;
 use ferry_core::instance::api::{Request, Response};
+use ferry_core::instance::client::{Client, ClientError};
 
 use super::remote;
 
@@ -38,7 +39,11 @@ pub fn run(args: QuitArgs) -> anyhow::Result<ExitCode> {
         }
         drop(client);
         let deadline = Instant::now() + WAIT;
-        while remote::connect(flavor).await?.is_some() {
+        // Gone once nobody listens; a connection closed during the hello means "going".
+        while !matches!(
+            Client::connect(flavor).await,
+            Err(ClientError::NoInstance { .. })
+        ) {
             if Instant::now() > deadline {
                 eprintln!(
                     "error: the Ferry instance (pid {pid}) was asked to quit but still answers after {} s; see its log (`ferry status` names it)",
