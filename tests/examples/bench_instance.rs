@@ -85,7 +85,7 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
             })
             .await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let open_rss = rss_mib(pid)?;
+            let open_rss = memory(pid)?;
             rows.push((
                 format!(
                     "`ferry` (window) with {} tunnels: all Active after",
@@ -95,7 +95,7 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
             ));
             rows.push((
                 format!("RSS, {} tunnels, window open", sizes.window_tunnels),
-                format!("{open_rss:.1} MiB"),
+                open_rss,
             ));
             expect_ok(client.request(Request::HideWindow).await?)?;
             wait_for("the window to close", Duration::from_secs(30), || {
@@ -109,7 +109,7 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
                     "RSS, {} tunnels, after the window was closed",
                     sizes.window_tunnels
                 ),
-                format!("{:.1} MiB", rss_mib(pid)?),
+                memory(pid)?,
             ));
 
             let mut times = Vec::with_capacity(sizes.status_requests);
@@ -181,7 +181,7 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     rows.push((
         format!("RSS, idle daemon / with {} tunnels", sizes.many_tunnels),
-        format!("{baseline:.1} / {:.1} MiB", rss_mib(pid)?),
+        format!("{baseline:.1} MiB / {}", memory(pid)?),
     ));
     let before = cpu_seconds(pid)?;
     tokio::time::sleep(sizes.idle).await;
@@ -331,13 +331,29 @@ fn percentiles(times: &mut [Duration]) -> String {
 
 /// Resident memory of a process, from `/proc/PID/status`.
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    status_mib(pid, "VmRSS")
+}
+
+/// RSS, and how much of it is private (anonymous) memory rather than pages of mapped files
+/// (the binary, libGL and the Mesa driver), which the kernel can drop and shares between
+/// processes.
+fn memory(pid: u32) -> anyhow::Result<String> {
+    Ok(format!(
+        "{:.1} MiB ({:.1} MiB anonymous, {:.1} MiB mapped files)",
+        status_mib(pid, "VmRSS")?,
+        status_mib(pid, "RssAnon")?,
+        status_mib(pid, "RssFile")?
+    ))
+}
+
+fn status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc/PID/status")?;
+        .with_context(|| format!("no {field} in /proc/PID/status"))?;
     Ok(kib / 1024.0)
 }
 
