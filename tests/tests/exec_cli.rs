@@ -169,11 +169,19 @@ async fn container_choice_and_errors_are_reported() -> anyhow::Result<()> {
     );
     let (kubectl, ferry) = both(&tc, &k, &["box", "--", "bash"], None).await?;
     assert_eq!((kubectl.code, ferry.code), (Some(1), Some(1)));
+    // Like kubectl, Ferry first says which container it picked ("Defaulted container …").
     assert!(
         ferry
             .stderr
-            .starts_with("error: bash was not found in container main of pod box: "),
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("error: bash was not found in container main of pod box: ")),
         "{ferry:?}"
+    );
+    assert!(
+        kubectl.stderr.starts_with("Defaulted container \"main\"")
+            && ferry.stderr.starts_with("Defaulted container \"main\""),
+        "both name the defaulted container: {kubectl:?} {ferry:?}"
     );
     let viewer = ferry_with_context(&tc, "demo-viewer").await?;
     assert_eq!(viewer.code, Some(1));
