@@ -11,7 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use ferry_e2e::streams::{create_running_pod, test_pod};
 use ferry_e2e::{Kubectl, Output, TestCluster, start_empty};
-use tokio::io::AsyncWriteExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const RUN: Duration = Duration::from_secs(60);
 
@@ -41,22 +44,29 @@ async fn setup(two_containers: bool) -> anyhow::Result<(TestCluster, Kubectl)> {
     Ok((tc, k))
 }
 
-/// Runs `ferry ARGS` with the cluster's kubeconfig (and a private HOME), feeding `stdin`.
-async fn ferry(tc: &TestCluster, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+/// `ferry ARGS` with the cluster's kubeconfig (and a private HOME), output piped.
+fn ferry_command(tc: &TestCluster, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(ferry_bin());
     cmd.args(args)
         .env("KUBECONFIG", tc.kubeconfig())
         .env("HOME", tc.dir())
         .env("XDG_CONFIG_HOME", tc.dir().join("config"))
         .env("XDG_RUNTIME_DIR", tc.dir())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `ferry ARGS` with the cluster's kubeconfig (and a private HOME), feeding `stdin`.
+async fn ferry(tc: &TestCluster, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
+    let mut cmd = ferry_command(tc, args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().context("could not start ferry")?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(text.as_bytes()).await?;
@@ -171,11 +181,9 @@ async fn container_choice_and_errors_are_reported() -> anyhow::Result<()> {
     assert_eq!((kubectl.code, ferry.code), (Some(1), Some(1)));
     // Like kubectl, Ferry first says which container it picked ("Defaulted container …").
     assert!(
-        ferry
-            .stderr
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("error: bash was not found in container main of pod box: ")),
+        ferry.stderr.lines().last().is_some_and(
+            |l| l.starts_with("error: bash was not found in container main of pod box: ")
+        ),
         "{ferry:?}"
     );
     assert!(
@@ -205,9 +213,16 @@ async fn ferry_with_context(tc: &TestCluster, context: &str) -> anyhow::Result<O
 
 /// Runs `PROGRAM exec -i -t …` inside `script`'s pseudo-terminal of 91×33 cells, typing
 /// `typed` into it.
+///
+/// The remote command asks for its size only after it has read the typed line. A kubelet
+/// starts the process without waiting for a size and applies resizes as they arrive (its
+/// `handleResizeEvents` feeds the runtime, which resizes after starting the process); clients
+/// send the size right after the upgrade, before their stdin. So a `stty size` that runs at
+/// the very first instant may still see the terminal's initial size on a real cluster too
+/// (kubectl 1.32 did here under load); one after the first input sees the client's.
 async fn under_pty(program: &str, tc: &TestCluster, typed: &str) -> anyhow::Result<Output> {
     let inner = format!(
-        "stty cols 91 rows 33; {program} exec -i -t box -- sh -c 'stty size; test -t 0 && echo is-a-tty; read line; echo got $line; exit 4'"
+        "stty cols 91 rows 33; {program} exec -i -t box -- sh -c 'test -t 0 && echo is-a-tty; read line; stty size; echo got $line; exit 4'"
     );
     let mut child = tokio::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
@@ -256,5 +271,52 @@ async fn dash_t_under_a_pty_behaves_like_kubectl() -> anyhow::Result<()> {
         );
         assert_eq!(out.code, Some(4), "{who}: {out:?}");
     }
+    Ok(())
+}
+
+/// Deleting the pod kills the exec'd command with its container. kubectl reports the exit the
+/// kubelet sends on the status channel (SIGKILL's 137); Ferry says why the session ended.
+#[tokio::test]
+async fn deleting_the_pod_ends_exec_like_kubectl_and_says_why() -> anyhow::Result<()> {
+    let (tc, k) = setup(false).await?;
+    let args = ["exec", "box", "--", "sh", "-c", "echo up; sleep 100"];
+    let mut kubectl = k.spawn(&args)?;
+    let mut ferry = ferry_command(&tc, &args)
+        .spawn()
+        .context("could not start ferry")?;
+    let mut started = Vec::new();
+    for (who, child) in [("kubectl", &mut kubectl), ("ferry", &mut ferry)] {
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        ferry_e2e::read_until(&mut lines, RUN, &format!("{who}'s \"up\""), |l| l == "up").await?;
+        started.push(lines);
+    }
+    let pods: Api<Pod> = Api::default_namespaced(tc.client("demo").await?);
+    pods.delete("box", &DeleteParams::default()).await?;
+    let mut ended = Vec::new();
+    for (who, child) in [("kubectl", kubectl), ("ferry", ferry)] {
+        let out = tokio::time::timeout(RUN, child.wait_with_output())
+            .await
+            .with_context(|| format!("{who} did not end when the pod was deleted"))??;
+        ended.push((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let (kubectl, ferry) = (&ended[0], &ended[1]);
+    assert_eq!(
+        kubectl,
+        &(
+            Some(137),
+            "command terminated with exit code 137\n".to_string()
+        )
+    );
+    assert_eq!(
+        ferry,
+        &(
+            Some(1),
+            "error: the session ended because pod box was deleted\n".to_string()
+        )
+    );
     Ok(())
 }

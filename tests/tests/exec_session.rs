@@ -31,9 +31,10 @@ async fn env_with(pods: &[serde_json::Value]) -> anyhow::Result<Env> {
     }
     let url = tc.sim.server_url("demo").context("no demo cluster")?;
     let viewer = tc.client("demo-viewer").await?;
-    let clients = FixedClients::new()
-        .with("demo", client, url.clone())
-        .with("demo-viewer", viewer, url);
+    let clients =
+        FixedClients::new()
+            .with("demo", client, url.clone())
+            .with("demo-viewer", viewer, url);
     Ok(Env { tc, clients })
 }
 
@@ -127,31 +128,49 @@ async fn stdin_reaches_the_command_and_eof_ends_it() -> anyhow::Result<()> {
     let mut r = req("cat", &["cat"]);
     r.stdin = true;
     let mut s = exec::open(&env.clients, r).await?;
-    assert!(s.input.send(Input::Data(Bytes::from_static(b"round trip\n"))).await);
+    assert!(
+        s.input
+            .send(Input::Data(Bytes::from_static(b"round trip\n")))
+            .await
+    );
     assert!(s.input.send(Input::Eof).await);
     let (out, _, outcome) = finish(&mut s).await?;
-    assert_eq!((out.as_str(), outcome), ("round trip\n", Outcome::Exited(0)));
+    assert_eq!(
+        (out.as_str(), outcome),
+        ("round trip\n", Outcome::Exited(0))
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn tty_sessions_get_their_size_and_resizes() -> anyhow::Result<()> {
     let env = env_with(&[test_pod("tty", false)]).await?;
-    let mut r = req("tty", &["sh", "-c", "stty size; while read line; do stty size; done"]);
+    let mut r = req("tty", &["sh", "-c", "while read line; do stty size; done"]);
     r.stdin = true;
     r.tty = true;
-    r.size = Some(TermSize { cols: 100, rows: 30 });
+    r.size = Some(TermSize {
+        cols: 100,
+        rows: 30,
+    });
     let mut s = exec::open(&env.clients, r).await?;
+    // The size is asked for after the first line: the kubelet starts the process without
+    // waiting for a size, so only a process that has heard from the client is sure to see it
+    // (Ferry sends the size before any stdin).
+    s.input.send(Input::Data(Bytes::from_static(b"\r"))).await;
     read_until(&mut s, "30 100").await?;
     s.input
-        .send(Input::Resize(TermSize { cols: 123, rows: 45 }))
+        .send(Input::Resize(TermSize {
+            cols: 123,
+            rows: 45,
+        }))
         .await;
     // The resize and stdin travel on different channels, so ask again until the new size
     // shows (bounded by the deadline).
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         s.input.send(Input::Data(Bytes::from_static(b"\r"))).await;
-        let seen = tokio::time::timeout(Duration::from_millis(500), read_until(&mut s, "45 123")).await;
+        let seen =
+            tokio::time::timeout(Duration::from_millis(500), read_until(&mut s, "45 123")).await;
         if matches!(seen, Ok(Ok(_))) {
             break;
         }
@@ -183,7 +202,9 @@ async fn shell_falls_back_from_bash_to_sh_on_executable_not_found() -> anyhow::R
             .await;
         read_until(&mut s, "marker-42").await?;
         assert_eq!(s.command.borrow().clone(), vec![shell.to_string()], "{pod}");
-        s.input.send(Input::Data(Bytes::from_static(b"exit 3\r"))).await;
+        s.input
+            .send(Input::Data(Bytes::from_static(b"exit 3\r")))
+            .await;
         assert_eq!(finish(&mut s).await?.2, Outcome::Exited(3), "{pod}");
     }
     Ok(())
@@ -272,7 +293,11 @@ async fn refusals_are_sentences() -> anyhow::Result<()> {
 #[tokio::test]
 async fn deleting_the_pod_ends_the_session_with_a_reason() -> anyhow::Result<()> {
     let env = env_with(&[test_pod("doomed", false)]).await?;
-    let mut s = exec::open(&env.clients, req("doomed", &["sh", "-c", "echo up; sleep 100"])).await?;
+    let mut s = exec::open(
+        &env.clients,
+        req("doomed", &["sh", "-c", "echo up; sleep 100"]),
+    )
+    .await?;
     read_until(&mut s, "up").await?;
     let pods: Api<Pod> = Api::default_namespaced(env.tc.client("demo").await?);
     pods.delete("doomed", &DeleteParams::default()).await?;
@@ -287,6 +312,31 @@ async fn deleting_the_pod_ends_the_session_with_a_reason() -> anyhow::Result<()>
         outcome_text(&outcome),
         "the session ended because pod doomed was deleted"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_broken_connection_ends_the_session_with_a_reason() -> anyhow::Result<()> {
+    // The server cuts the stream without a status (kubesim's fault, like a proxy or node
+    // going away): kube-rs then leaves its output pipes open, and the session must still end.
+    let env = env_with(&[test_pod("cut", false)]).await?;
+    let mut s = exec::open(
+        &env.clients,
+        req("cut", &["sh", "-c", "echo up; sleep 100"]),
+    )
+    .await?;
+    read_until(&mut s, "up").await?;
+    ferry_e2e::kubesim::faults::drop_streams(&env.tc.sim.primary());
+    match finish(&mut s).await?.2 {
+        Outcome::Failed(e @ ExecError::Lost { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("the connection to pod cut was lost before the command finished"),
+                "{text}"
+            );
+        }
+        other => bail!("expected Lost, got {other:?}"),
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::{FutureExt, SinkExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;
@@ -243,10 +243,11 @@ pub async fn open(clients: &dyn ClientSource, req: ExecRequest) -> Result<Sessio
     };
     // The first attempt is made here so that a refusal (403, unreachable, 400) is returned
     // by `open` rather than as an outcome.
-    let first = api
+    let mut first = api
         .exec(&req.pod, candidates[0].clone(), &ap)
         .await
         .map_err(|e| connect_error(&cc, &req, &e))?;
+    let first_resize = size_first(&mut first, req.size);
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
     let (cmd_tx, cmd_rx) = watch::channel(candidates[0].clone());
@@ -263,7 +264,7 @@ pub async fn open(clients: &dyn ClientSource, req: ExecRequest) -> Result<Sessio
         size: None,
     };
     let task = tokio::spawn(async move {
-        let outcome = pump.run(first, candidates, cmd_tx).await;
+        let outcome = pump.run((first, first_resize), candidates, cmd_tx).await;
         let _ = outcome_tx.send(Some(outcome));
     });
     Ok(Session {
@@ -357,7 +358,7 @@ struct AttemptEnd {
 impl Pump {
     async fn run(
         mut self,
-        first: kube::api::AttachedProcess,
+        first: (kube::api::AttachedProcess, Option<ResizeSender>),
         candidates: Vec<Vec<String>>,
         command: watch::Sender<Vec<String>>,
     ) -> Outcome {
@@ -365,15 +366,20 @@ impl Pump {
         let mut process = Some(first);
         let mut replay = Vec::new();
         for (i, argv) in candidates.iter().enumerate() {
-            let attached = match process.take() {
+            let (attached, resize) = match process.take() {
                 Some(p) => p,
                 None => match self.api.exec(&self.req.pod, argv.clone(), &self.ap).await {
-                    Ok(p) => p,
+                    Ok(mut p) => {
+                        let resize = size_first(&mut p, self.size);
+                        (p, resize)
+                    }
                     Err(e) => return Outcome::Failed(connect_error(&self.cc, &self.req, &e)),
                 },
             };
             let _ = command.send(argv.clone());
-            let end = self.attempt(attached, std::mem::take(&mut replay)).await;
+            let end = self
+                .attempt(attached, resize, std::mem::take(&mut replay))
+                .await;
             let last = i + 1 == candidates.len();
             let shell_mode = self.req.command == Command::Shell;
             if let Some(message) = not_found_message(end.status.as_ref())
@@ -404,13 +410,17 @@ impl Pump {
         lost(&self.req.pod, "no command was run")
     }
 
-    /// Runs one connected process until its output ends.
+    /// Runs one connected process until its output ends (its initial size is already sent:
+    /// [`size_first`]).
     async fn attempt(
         &mut self,
         mut process: kube::api::AttachedProcess,
+        mut resize: Option<ResizeSender>,
         replay: Vec<Input>,
     ) -> AttemptEnd {
         let forwarded = Arc::new(AtomicBool::new(false));
+        // Set once kube's task for this stream has ended (its status future resolved).
+        let (ended_tx, ended) = watch::channel(false);
         let mut readers = tokio::task::JoinSet::new();
         if let Some(r) = process.stdout() {
             readers.spawn(forward(
@@ -418,6 +428,7 @@ impl Pump {
                 self.out.clone(),
                 forwarded.clone(),
                 Output::Stdout,
+                ended.clone(),
             ));
         }
         if let Some(r) = process.stderr() {
@@ -426,14 +437,21 @@ impl Pump {
                 self.out.clone(),
                 forwarded.clone(),
                 Output::Stderr,
+                ended.clone(),
             ));
         }
         let mut stdin = process.stdin();
-        let mut resize = process.terminal_size();
-        let status = process.take_status();
-        if let (Some(size), Some(r)) = (self.size, resize.as_mut()) {
-            let _ = r.send(terminal_size(size)).await;
-        }
+        // Resolves with the status, or `None` when kube's task ended without one (the server
+        // closed, or the connection broke).
+        let status_future = process.take_status();
+        let mut status_future = Box::pin(async move {
+            match status_future {
+                Some(f) => f.await,
+                None => None,
+            }
+        });
+        let mut status = None;
+        let mut status_known = false;
         let mut kept: Vec<Input> = Vec::new();
         let mut kept_bytes = 0usize;
         let mut pending: std::collections::VecDeque<Input> = replay.into();
@@ -445,6 +463,12 @@ impl Pump {
                 tokio::select! {
                     done = readers.join_next() => {
                         if done.is_none() { break; }
+                        continue;
+                    }
+                    s = &mut status_future, if !status_known => {
+                        status = s;
+                        status_known = true;
+                        let _ = ended_tx.send(true);
                         continue;
                     }
                     i = self.input.recv(), if input_open => {
@@ -481,10 +505,9 @@ impl Pump {
                 }
             }
         }
-        let status = match status {
-            Some(s) => s.await,
-            None => None,
-        };
+        if !status_known {
+            status = status_future.await;
+        }
         let error = process.join().await.err().map(|e| e.to_string());
         AttemptEnd {
             status,
@@ -499,6 +522,11 @@ impl Pump {
         match end.status {
             Some(s) if s.status.as_deref() == Some("Success") => Outcome::Exited(0),
             Some(s) if s.reason.as_deref() == Some("NonZeroExitCode") => match exit_code(&s) {
+                // Killed by a signal (137 is SIGKILL: the runtime tears the container down
+                // with everything exec'd into it) while the pod is being deleted: say so.
+                Some(code) if code > 128 && self.pod_is_gone().await => {
+                    Outcome::Failed(ExecError::PodDeleted { pod: pod.clone() })
+                }
                 Some(code) => Outcome::Exited(code),
                 None => Outcome::Failed(ExecError::Refused {
                     pod: pod.clone(),
@@ -536,16 +564,29 @@ impl Pump {
     }
 }
 
+/// Passes one output pipe of kube's on. Ends at the pipe's EOF, or once kube's task has
+/// `ended` and what it wrote has been read: when the connection breaks, kube-rs drops its
+/// ends of the pipes without closing them, so no EOF would ever come.
 async fn forward(
     mut reader: impl AsyncRead + Unpin,
     out: mpsc::Sender<Output>,
     forwarded: Arc<AtomicBool>,
     wrap: fn(Bytes) -> Output,
+    mut ended: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; CHUNK];
     let mut consumer_gone = false;
     loop {
-        let n = match reader.read(&mut buf).await {
+        let read = tokio::select! {
+            biased;
+            r = reader.read(&mut buf) => r,
+            _ = ended.wait_for(|e| *e) => match reader.read(&mut buf).now_or_never() {
+                Some(r) => r,
+                // Nothing left in the pipe, and nobody will write to it again.
+                None => return,
+            },
+        };
+        let n = match read {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -560,6 +601,26 @@ async fn forward(
             consumer_gone = true;
         }
     }
+}
+
+/// kube's sender for the resize channel of one stream.
+type ResizeSender = futures::channel::mpsc::Sender<TerminalSize>;
+
+/// Takes the stream's resize sender and queues the initial size on it at once, right after
+/// the upgrade and before any stdin can be written, as kubectl does (client-go's terminal
+/// size queue hands out the current size first): the kubelet starts the process without
+/// waiting for a size and applies resizes as they come, so the earlier the size goes, the
+/// sooner the process sees its real terminal.
+fn size_first(
+    process: &mut kube::api::AttachedProcess,
+    size: Option<TermSize>,
+) -> Option<ResizeSender> {
+    let mut resize = process.terminal_size()?;
+    if let Some(size) = size {
+        // A fresh channel has room; a closed one means the stream already ended.
+        let _ = resize.try_send(terminal_size(size));
+    }
+    Some(resize)
 }
 
 fn terminal_size(size: TermSize) -> TerminalSize {
