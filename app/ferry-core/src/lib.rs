@@ -8,6 +8,7 @@ pub mod clients;
 pub mod config_dir;
 pub mod engine;
 pub mod errors;
+pub mod exec;
 pub mod exec_auth;
 pub mod instance;
 pub mod kubeconfig;

@@ -155,8 +155,9 @@ impl Session {
         reader.abort();
     }
 
-    /// Forwards the process output until it exits; returns the `Status` to send, or `None`
-    /// when the stream was cut (client gone, pod stopped, fault) and the process killed.
+    /// Forwards the process output until it exits (also when its container stops and kills
+    /// it); returns the `Status` to send, or `None` when the stream was cut (client gone,
+    /// fault) and the process killed.
     async fn attach(
         &self,
         mut process: Process,
@@ -165,9 +166,16 @@ impl Session {
     ) -> Option<Value> {
         let mut output = process.take_output();
         let mut outputs_open = true;
+        let mut container_stopped = false;
         loop {
             tokio::select! {
-                _ = self.pod.stopped.cancelled() => { process.kill(); return None; }
+                // The container stopped (pod deleted, evicted…): the runtime kills the exec'd
+                // process with its PID namespace, and the kubelet still reports its exit
+                // (137, SIGKILL) on the status channel after the last output, as for any exit.
+                _ = self.pod.stopped.cancelled(), if !container_stopped => {
+                    container_stopped = true;
+                    process.kill();
+                }
                 _ = self.dropped.cancelled() => { process.kill(); return None; }
                 _ = client_gone.cancelled() => { process.kill(); return None; }
                 out = output.recv(), if outputs_open => {

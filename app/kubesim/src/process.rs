@@ -10,6 +10,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -91,7 +94,12 @@ pub struct Process {
 
 enum Killer {
     Pipes(Option<oneshot::Sender<()>>),
-    Pty(Box<dyn portable_pty::ChildKiller + Send + Sync>),
+    /// The process group of the PTY's session leader, and whether it was killed (so the exit
+    /// is reported as 137, SIGKILL's code, as runtimes do).
+    Pty {
+        pgid: Option<i32>,
+        killed: Arc<AtomicBool>,
+    },
 }
 
 const CHUNK: usize = 32 * 1024;
@@ -141,7 +149,10 @@ impl Process {
         exit
     }
 
-    /// Kills the process (the stream it belongs to is gone).
+    /// Kills the process and everything it started with SIGKILL (the stream it belongs to
+    /// is gone, or its container stopped: a runtime tearing down a container's PID namespace
+    /// kills every process in it, so a `sleep` the command left behind goes too and the
+    /// output ends).
     pub fn kill(&mut self) {
         match &mut self.killer {
             Killer::Pipes(tx) => {
@@ -149,8 +160,11 @@ impl Process {
                     let _ = tx.send(());
                 }
             }
-            Killer::Pty(killer) => {
-                let _ = killer.kill();
+            Killer::Pty { pgid, killed } => {
+                if let Some(pgid) = pgid.take() {
+                    killed.store(true, Ordering::SeqCst);
+                    kill_group(pgid);
+                }
             }
         }
     }
@@ -209,8 +223,11 @@ fn spawn_pipes(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that a kill reaches what it started (see `kill`).
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
     let (out_tx, out_rx) = mpsc::channel(8);
     if let Some(mut stdout) = child.stdout.take() {
         let tx = out_tx.clone();
@@ -244,7 +261,10 @@ fn spawn_pipes(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io
         let status = tokio::select! {
             s = child.wait() => s,
             _ = kill_rx => {
-                let _ = child.start_kill();
+                match pgid {
+                    Some(pgid) => kill_group(pgid),
+                    None => { let _ = child.start_kill(); }
+                }
                 child.wait().await
             }
         };
@@ -257,6 +277,12 @@ fn spawn_pipes(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io
         exited: None,
         killer: Killer::Pipes(Some(kill_tx)),
     })
+}
+
+/// SIGKILL to a whole process group.
+fn kill_group(pgid: i32) {
+    // SAFETY: killpg takes plain integers and touches no memory of ours.
+    let _ = unsafe { libc::killpg(pgid, libc::SIGKILL) };
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {
@@ -309,7 +335,9 @@ fn spawn_pty(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io::
         .spawn_command(cmd)
         .map_err(std::io::Error::other)?;
     drop(pair.slave);
-    let killer = child.clone_killer();
+    // portable-pty makes the child a session leader, so its pid is its process group.
+    let pgid = child.process_id().and_then(|id| i32::try_from(id).ok());
+    let killed = Arc::new(AtomicBool::new(false));
     let mut reader = pair
         .master
         .try_clone_reader()
@@ -354,11 +382,14 @@ fn spawn_pty(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io::
         // Dropping the master hangs up the terminal.
     });
     let (exit_tx, exit_rx) = oneshot::channel();
+    let was_killed = killed.clone();
     std::thread::spawn(move || {
-        let code = child
-            .wait()
-            .map(|s| i32::try_from(s.exit_code()).unwrap_or(1))
-            .unwrap_or(137);
+        let code = match child.wait() {
+            // portable-pty reports a death by signal as code 1; ours is SIGKILL's 137.
+            Ok(s) if s.signal().is_some() && was_killed.load(Ordering::SeqCst) => 137,
+            Ok(s) => i32::try_from(s.exit_code()).unwrap_or(1),
+            Err(_) => 137,
+        };
         let _ = exit_tx.send(Exit::Code(code));
     });
     Ok(Process {
@@ -366,7 +397,7 @@ fn spawn_pty(spec: &Spec, program: &Path, env: &[(String, String)]) -> std::io::
         output: Some(out_rx),
         exit: exit_rx,
         exited: None,
-        killer: Killer::Pty(killer),
+        killer: Killer::Pty { pgid, killed },
     })
 }
 
@@ -449,6 +480,31 @@ mod tests {
         let (out, _) = collect(&mut p).await;
         assert!(out.contains("45 123"), "{out:?}");
         assert_eq!(p.wait().await, Exit::Code(0));
+    }
+
+    /// A stopped container takes everything exec'd into it along: the `sleep` the shell
+    /// started must not keep the output open, and the exit is SIGKILL's 137.
+    #[tokio::test]
+    async fn kill_reaches_what_the_command_started() {
+        for tty in [false, true] {
+            let mut p = Process::spawn(&spec(&["sh", "-c", "echo up; sleep 100; echo never"], tty))
+                .unwrap();
+            let mut rx = p.take_output();
+            let first = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+                .await
+                .expect("no output");
+            assert!(first.is_some(), "tty={tty}");
+            p.kill();
+            let drained = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                while rx.recv().await.is_some() {}
+            })
+            .await;
+            assert!(
+                drained.is_ok(),
+                "tty={tty}: the output stayed open after the kill"
+            );
+            assert_eq!(p.wait().await, Exit::Code(137), "tty={tty}");
+        }
     }
 
     #[test]

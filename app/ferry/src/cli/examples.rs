@@ -181,6 +181,23 @@ const EXAMPLES: &[Examples] = &[
         ],
     },
     Examples {
+        path: &["exec"],
+        lines: &[
+            (
+                "ferry exec kubia-7d4b9c6f5-2xkqp -- cat /etc/resolv.conf",
+                "run one command in the pod's default container and print its output",
+            ),
+            (
+                "ferry exec -it postgres-0 -n shop -- sh",
+                "an interactive shell in a terminal (exit code passed on)",
+            ),
+            (
+                "ferry exec -c sidecar pod/web -- env",
+                "a chosen container of the pod",
+            ),
+        ],
+    },
+    Examples {
         path: &["daemon"],
         lines: &[(
             "ferry daemon",

@@ -4,6 +4,7 @@ pub mod contexts;
 pub mod daemon;
 pub mod down;
 pub mod examples;
+pub mod exec;
 pub mod forward;
 pub mod man;
 pub mod profile;
@@ -55,6 +56,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Stop the running instance: every tunnel, its window, its control socket.
     Quit(quit::QuitArgs),
+    /// Run a command in a container of a pod, like `kubectl exec` (`-i`, `-t`, exit codes).
+    Exec(exec::ExecArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen with `-v`. Without `-v` only
@@ -98,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status(args)) => status::run(args),
         Some(Command::Daemon(args)) => daemon::run(args, verbose),
         Some(Command::Quit(args)) => quit::run(args),
+        Some(Command::Exec(args)) => exec::run(args),
     }
 }

@@ -105,8 +105,9 @@ impl Exec {
         }
     }
 
-    /// Runs the process to its end; the `Status` to send, or `None` when the connection was
-    /// cut (client gone, pod stopped, fault) and the process killed.
+    /// Runs the process to its end (also when its container stops and kills it); the `Status`
+    /// to send, or `None` when the connection was cut (client gone, fault) and the process
+    /// killed.
     async fn attach(
         &self,
         mut process: Process,
@@ -127,9 +128,16 @@ impl Exec {
         let stderr = streams.stderr.take().map(|s| s.writer);
         let mut output = process.take_output();
         let mut outputs_open = true;
+        let mut container_stopped = false;
         loop {
             tokio::select! {
-                _ = self.pod.stopped.cancelled() => { process.kill(); return None; }
+                // The container stopped (pod deleted, evicted…): the runtime kills the exec'd
+                // process with its PID namespace, and the kubelet still reports its exit
+                // (137, SIGKILL) on the status channel after the last output, as for any exit.
+                _ = self.pod.stopped.cancelled(), if !container_stopped => {
+                    container_stopped = true;
+                    process.kill();
+                }
                 _ = self.dropped.cancelled() => { process.kill(); return None; }
                 _ = stop.cancelled() => { process.kill(); return None; }
                 out = output.recv(), if outputs_open => {

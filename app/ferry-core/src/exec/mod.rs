@@ -1,0 +1,18 @@
+//! Exec sessions: commands and shells in a pod's container, over kube's exec WebSocket.
+//!
+//! - [`container`]: which container, as kubectl chooses it, and the list a picker shows.
+//! - [`session`]: opening a session ([`open`]) and the owned [`Session`] handle (bounded
+//!   output, an input sink, resize, the final [`Outcome`]), with the bash → sh → /bin/sh
+//!   fallback decided from each attempt's failure `Status`.
+//! - [`error`]: why a session failed, in sentences.
+
+pub mod container;
+pub mod error;
+pub mod session;
+
+pub use container::{ContainerEntry, ContainerKind};
+pub use error::ExecError;
+pub use session::{
+    Command, ExecRequest, Input, InputSink, Outcome, Output, SHELLS, Session, SessionInfo,
+    TermSize, open,
+};
