@@ -517,3 +517,57 @@ impl<K: Watched> FeedTask<K> {
         FeedError::new(err, since)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Node, Pod, Service};
+
+    use super::*;
+    use crate::engine::FixedClients;
+
+    /// Feeds over a client whose server never answers: the registry is what is tested here.
+    fn feeds() -> Feeds {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("literal URL"));
+        let client = kube::Client::try_from(config).expect("a client for a literal URL");
+        let clients = FixedClients::new().with("demo", client, "http://127.0.0.1:9");
+        let settings = FeedSettings {
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            list_timeout: Duration::from_secs(10),
+            quiet_relist: Duration::from_secs(330),
+            clock: watch::channel(ClockJump::default()).1,
+            kubeconfig: None,
+        };
+        Feeds::new(
+            settings,
+            Arc::new(clients),
+            tokio::runtime::Handle::current(),
+        )
+    }
+
+    #[tokio::test]
+    async fn one_feed_per_kind_context_and_namespace_until_its_last_handle_goes() {
+        let feeds = feeds();
+        let pods = feeds.namespaced::<Pod>("demo", "default");
+        let again = feeds.namespaced::<Pod>("demo", "default");
+        assert!(Arc::ptr_eq(&pods, &again), "the same watch is shared");
+        let services = feeds.namespaced::<Service>("demo", "default");
+        let other_namespace = feeds.namespaced::<Pod>("demo", "shop");
+        let nodes = feeds.cluster::<Node>("demo");
+        assert!(!Arc::ptr_eq(&pods, &other_namespace));
+        assert_eq!(feeds.running(), 4, "pods×2 namespaces, services, nodes");
+
+        drop(pods);
+        assert_eq!(feeds.running(), 4, "one handle to default's pods is left");
+        drop(again);
+        assert_eq!(feeds.running(), 3, "the last handle stops the watch");
+        let fresh = feeds.namespaced::<Pod>("demo", "default");
+        assert_eq!(
+            fresh.subscribe().borrow().session,
+            0,
+            "a new watch starts from scratch"
+        );
+        drop((services, other_namespace, nodes));
+        assert_eq!(feeds.running(), 1);
+    }
+}
