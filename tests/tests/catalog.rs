@@ -2,12 +2,15 @@
 //! polling, the namespace fallback for users who may not list namespaces, permission hints, and
 //! recovery when the API server goes away and comes back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::ClientPool;
 use ferry_core::catalog::{Catalog, CatalogView, ConnectionState, ListKind, ListState};
+use ferry_core::engine::{Engine, EngineOptions};
 use ferry_core::errors::ClusterError;
-use ferry_e2e::{TestCluster, start_demo};
+use ferry_e2e::tunnels::{spec, tunnel_env};
+use ferry_e2e::{TestCluster, start_demo, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::DeleteParams;
@@ -21,6 +24,23 @@ fn pool(cluster: &TestCluster) -> anyhow::Result<ClientPool> {
     Ok(ClientPool::from_paths(&[cluster
         .kubeconfig()
         .to_path_buf()])?)
+}
+
+/// A catalog on an engine of its own, as the instance runs it (the catalog watches through the
+/// engine's feeds). Keep the engine: its clock check ends with it.
+fn start(
+    cluster: &TestCluster,
+    context: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<(Engine, Catalog)> {
+    let pool = pool(cluster)?;
+    let engine = Engine::new(
+        &tokio::runtime::Handle::current(),
+        Arc::new(pool.clone()),
+        EngineOptions::default(),
+    );
+    let catalog = Catalog::start(&engine, &pool, context, namespace);
+    Ok((engine, catalog))
 }
 
 /// Waits (on change notifications, not polling) until `pred` holds for the view.
@@ -68,7 +88,7 @@ fn ready(view: &CatalogView, kind: ListKind) -> bool {
 #[tokio::test]
 async fn catalog_lists_the_demo_objects_of_a_namespace() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo", None);
+    let (_engine, catalog) = start(&cluster, "demo", None)?;
     let mut rx = catalog.subscribe();
     let view = until(&mut rx, "three kubia pods and the kubia objects", |v| {
         ready(v, ListKind::Pods)
@@ -113,7 +133,7 @@ async fn catalog_lists_the_demo_objects_of_a_namespace() -> Result {
 #[tokio::test]
 async fn a_deleted_pod_disappears_from_the_catalog() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo", Some("default"));
+    let (_engine, catalog) = start(&cluster, "demo", Some("default"))?;
     let mut rx = catalog.subscribe();
     let view = until(&mut rx, "the fortune pod", |v| v.pod("fortune").is_some()).await?;
     let version = view.version;
@@ -137,7 +157,7 @@ async fn a_deleted_pod_disappears_from_the_catalog() -> Result {
 #[tokio::test]
 async fn switching_namespace_lists_that_namespace() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo", None);
+    let (_engine, catalog) = start(&cluster, "demo", None)?;
     let mut rx = catalog.subscribe();
     until(&mut rx, "the default namespace", |v| {
         ready(v, ListKind::Pods) && v.pod("fortune").is_some()
@@ -164,7 +184,7 @@ async fn switching_namespace_lists_that_namespace() -> Result {
 #[tokio::test]
 async fn restricted_user_gets_its_namespace_when_namespaces_cannot_be_listed() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo-restricted", None);
+    let (_engine, catalog) = start(&cluster, "demo-restricted", None)?;
     let mut rx = catalog.subscribe();
     let view = until(&mut rx, "namespace fallback and pods", |v| {
         v.namespaces_forbidden && ready(v, ListKind::Pods)
@@ -221,7 +241,7 @@ async fn restricted_user_gets_its_namespace_when_namespaces_cannot_be_listed() -
 #[tokio::test]
 async fn viewer_can_browse_everything() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo-viewer", None);
+    let (_engine, catalog) = start(&cluster, "demo-viewer", None)?;
     let mut rx = catalog.subscribe();
     let view = until(&mut rx, "all lists", |v| {
         v.lists.values().all(|s| matches!(s, ListState::Ready))
@@ -235,9 +255,8 @@ async fn viewer_can_browse_everything() -> Result {
 #[tokio::test]
 async fn catalog_reports_an_unreachable_server_and_recovers_by_itself() -> Result {
     let cluster = start_demo().await?;
-    let pool = pool(&cluster)?;
-    let url = pool.server_url("demo");
-    let catalog = Catalog::start(&pool, "demo", None);
+    let url = pool(&cluster)?.server_url("demo");
+    let (_engine, catalog) = start(&cluster, "demo", None)?;
     let mut rx = catalog.subscribe();
     until(&mut rx, "connected", |v| {
         v.connection == ConnectionState::Connected && ready(v, ListKind::Pods)
@@ -277,7 +296,7 @@ async fn catalog_reports_an_unreachable_server_and_recovers_by_itself() -> Resul
 #[tokio::test]
 async fn an_unknown_context_is_an_error_state_not_a_crash() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "nope", None);
+    let (_engine, catalog) = start(&cluster, "nope", None)?;
     let mut rx = catalog.subscribe();
     let view = until(&mut rx, "an error", |v| {
         matches!(v.connection, ConnectionState::Error { .. })
@@ -296,7 +315,7 @@ async fn an_unknown_context_is_an_error_state_not_a_crash() -> Result {
 #[tokio::test]
 async fn reconnect_and_clock_jumps_relist_at_once() -> Result {
     let cluster = start_demo().await?;
-    let catalog = Catalog::start(&pool(&cluster)?, "demo", None);
+    let (engine, catalog) = start(&cluster, "demo", None)?;
     let mut rx = catalog.subscribe();
     // Once Ready, the fortune pod does not change any more.
     let view = until(&mut rx, "fortune Ready", |v| {
@@ -316,9 +335,8 @@ async fn reconnect_and_clock_jumps_relist_at_once() -> Result {
     assert_eq!(view.connection, ConnectionState::Connected);
     let before = view.pod("fortune").cloned().expect("listed");
 
-    let clock = ferry_core::tunnel::clock::ClockWatch::new();
-    catalog.follow_clock(clock.subscribe());
-    clock.report(3600);
+    // The engine's clock (one check for tunnels and catalog) reports a wake-up.
+    engine.clock_jumped(3600);
     until(&mut rx, "a fresh list after a clock jump", |v| {
         v.pod("fortune").is_some_and(|p| relisted(p, &before))
     })
@@ -329,4 +347,91 @@ async fn reconnect_and_clock_jumps_relist_at_once() -> Result {
 fn relisted(now: &std::sync::Arc<Pod>, before: &std::sync::Arc<Pod>) -> bool {
     !std::sync::Arc::ptr_eq(now, before)
         && now.metadata.resource_version == before.metadata.resource_version
+}
+
+/// Issue 9: the window and the tunnels watch a namespace once. With a tunnel into `default`
+/// and the catalog showing `default`, kubesim holds one pod watch and one service watch for
+/// that namespace, not one per consumer; and switching the window away releases the watches
+/// only it used while the tunnel's stay.
+#[tokio::test]
+async fn a_tunnel_and_the_catalog_in_one_namespace_share_one_watch_per_kind() -> Result {
+    let env = tunnel_env().await?;
+    let mut tunnel = spec("svc/kubia", &["0:80"]);
+    // Round-robin, so the snapshot lists every Ready pod the tunnel's watch has seen.
+    tunnel.spread = ferry_core::spec::Spread::RoundRobin;
+    let (id, _) = env.start_active(tunnel).await?;
+    let catalog = Catalog::start(&env.engine, &pool(&env.cluster)?, "demo", Some("default"));
+    let mut rx = catalog.subscribe();
+    let kubia = |v: &CatalogView| {
+        v.pods
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("kubia-"))
+                    && ferry_core::resolve::is_pod_ready(p)
+            })
+            .count()
+    };
+    until(&mut rx, "three Ready kubia pods", |v| {
+        ready(v, ListKind::Pods) && ready(v, ListKind::Services) && kubia(v) == 3
+    })
+    .await?;
+
+    // A fourth pod appears after both have listed: each consumer can only learn of it through
+    // a watch stream that is open, so once both show it every watch they use is open.
+    env.scale("kubia", 4).await?;
+    env.wait_snapshot(id, DEADLINE, "the tunnel to see four Ready pods", |s| {
+        s.pods.len() == 4
+    })
+    .await?;
+    until(&mut rx, "four Ready kubia pods", |v| kubia(v) == 4).await?;
+
+    let demo = env
+        .cluster
+        .sim
+        .cluster("demo")
+        .ok_or_else(|| anyhow::anyhow!("no demo cluster"))?;
+    let watches = &demo.watches;
+    assert_eq!(
+        watches.count("pods", Some("default")),
+        1,
+        "the tunnel and the catalog share one pod watch"
+    );
+    assert_eq!(
+        watches.count("services", Some("default")),
+        1,
+        "and one service watch"
+    );
+    assert_eq!(watches.count("endpoints", Some("default")), 1);
+
+    // The window moves on: the watches only it used go, the tunnel's stay and keep working.
+    catalog.set_namespace("shop");
+    until(&mut rx, "the shop deployments", |v| {
+        v.namespace == "shop" && v.deployment("web").is_some()
+    })
+    .await?;
+    wait_for(
+        "the catalog's endpoints watch in default to close and its shop pod watch to open",
+        DEADLINE,
+        || async {
+            let moved = watches.count("endpoints", Some("default")) == 0
+                && watches.count("pods", Some("shop")) == 1;
+            moved.then_some(())
+        },
+    )
+    .await?;
+    assert_eq!(
+        watches.count("pods", Some("default")),
+        1,
+        "the tunnel's pod watch stays"
+    );
+    assert_eq!(watches.count("services", Some("default")), 1);
+    env.scale("kubia", 3).await?;
+    env.wait_snapshot(id, DEADLINE, "the tunnel to follow a scale-down", |s| {
+        s.pods.len() == 3
+    })
+    .await?;
+    Ok(())
 }

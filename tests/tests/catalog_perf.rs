@@ -2,10 +2,12 @@
 //! services, and how long one change takes to reach the view. Prints the numbers (run with
 //! `--nocapture`); asserts generous bounds so a regression by an order of magnitude fails.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_core::ClientPool;
 use ferry_core::catalog::{Catalog, CatalogView, ListKind, ListState};
+use ferry_core::engine::{Engine, EngineOptions};
 use ferry_e2e::start_empty;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
@@ -52,8 +54,13 @@ async fn catalog_lists_a_thousand_services_quickly_and_follows_changes() -> anyh
     }
 
     let pool = ClientPool::from_paths(&[cluster.kubeconfig().to_path_buf()])?;
+    let engine = Engine::new(
+        &tokio::runtime::Handle::current(),
+        Arc::new(pool.clone()),
+        EngineOptions::default(),
+    );
     let started = Instant::now();
-    let catalog = Catalog::start(&pool, "demo", Some("bulk"));
+    let catalog = Catalog::start(&engine, &pool, "demo", Some("bulk"));
     let mut rx = catalog.subscribe();
     until(&mut rx, |v| {
         matches!(v.lists.get(&ListKind::Services), Some(ListState::Ready))

@@ -2,42 +2,37 @@
 //! nodes, ingresses) for one context and namespace, kept current by watches — no polling — so
 //! the UI can show them and offer them as tunnel targets.
 //!
-//! A [`Catalog`] runs one watcher task per list. The UI reads an immutable [`CatalogView`]
-//! (cheap to clone: `Arc`s inside) with [`Catalog::view`], or waits for changes with
-//! [`Catalog::subscribe`] (a `tokio::sync::watch` receiver; `view.version` grows on every change),
-//! so it repaints only when something changed.
+//! A [`Catalog`] does not watch anything itself: each list is one of the engine's shared
+//! watches ([`crate::tunnel::feed`]), so the window showing namespace X and the tunnels into X
+//! share one pod watch, one service watch…, and the catalog gets the engine's reconnection for
+//! free: capped, jittered exponential backoff (0.2 s … 30 s), a re-list at once when another
+//! list of the context recovers, after a wall-clock jump (sleep/wake) detected by the engine's
+//! one clock check, and after a re-read kubeconfig; a list that does not answer in time counts
+//! as unreachable. The catalog only turns feed states into one immutable [`CatalogView`].
 //!
-//! Failures are per list and never fatal: a broken watch is restarted with capped, jittered
-//! exponential backoff (0.2 s … 30 s) and re-lists when the server is back; when one list
-//! recovers the others retry at once. After a wall-clock jump (sleep/wake), when watch
-//! connections may be dead without an error, every list re-lists at once
-//! ([`Catalog::reconnect`]). If listing namespaces
-//! is forbidden, the namespace list falls back to the context's default namespace plus whatever
-//! the user typed ([`Catalog::set_namespace`]), and `namespaces_forbidden` tells the UI to offer
-//! a text field.
+//! The UI reads that view (cheap to clone: `Arc`s inside) with [`Catalog::view`], or waits for
+//! changes with [`Catalog::subscribe`] (a `tokio::sync::watch` receiver; `view.version` grows on
+//! every change), so it repaints only when something changed.
+//!
+//! Failures are per list and never fatal. If listing namespaces is forbidden, the namespace
+//! list falls back to the context's default namespace plus whatever the user typed
+//! ([`Catalog::set_namespace`]), and `namespaces_forbidden` tells the UI to offer a text field.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::runtime::watcher::{self, Event};
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clients::ClientPool;
-use crate::errors::{Access, ClusterError};
-use crate::tunnel::clock::{ClockJump, ClockWatch};
-
-/// How often the catalog compares the wall clock with the monotonic clock (sleep/wake).
-const CLOCK_CHECK: Duration = Duration::from_secs(2);
+use crate::engine::Engine;
+use crate::errors::ClusterError;
+use crate::tunnel::feed::{Feed, FeedState, Feeds, Watched};
 
 /// A sorted (namespace, name) snapshot of one list. Cloning is one `Arc` increment.
 pub type Snapshot<K> = Arc<Vec<Arc<K>>>;
@@ -92,6 +87,7 @@ pub enum ListState {
     /// Live: the snapshot is complete and followed by a watch.
     Ready,
     /// The last attempt failed; the previous snapshot (if any) is kept and a retry is scheduled.
+    /// The error is the shared watch's ([`crate::tunnel::feed::FeedError::cause`]).
     Failed(ClusterError),
 }
 
@@ -172,49 +168,61 @@ impl CatalogView {
     }
 }
 
-/// Live lists for one context and namespace. Cheap to clone; the watchers stop when the last
-/// clone is dropped. Must be created inside a tokio runtime (it spawns tasks).
+/// Live lists for one context and namespace. Cheap to clone; the catalog's handles to the
+/// engine's shared watches are released when the last clone is dropped (a watch then stops
+/// unless a tunnel still follows it). Must be created inside a tokio runtime (it spawns the
+/// small tasks that copy watch states into the view).
 #[derive(Clone)]
 pub struct Catalog {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    pool: ClientPool,
+    feeds: Arc<Feeds>,
     publisher: Arc<Publisher>,
-    tasks: Mutex<Tasks>,
+    lists: Mutex<Lists>,
 }
 
+/// The lists the catalog follows now. Dropping one releases its feed and stops its task.
 #[derive(Default)]
-struct Tasks {
-    cluster: Vec<JoinHandle<()>>,
-    namespaced: Vec<JoinHandle<()>>,
+struct Lists {
+    cluster: Vec<Followed>,
+    namespaced: Vec<Followed>,
 }
 
-impl Drop for Shared {
+/// One list: the handle that keeps the shared watch alive, and the task copying its states
+/// into the view.
+struct Followed {
+    feed: Arc<dyn Rewatch>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Followed {
     fn drop(&mut self) {
-        let tasks = lock(&self.tasks);
-        for t in tasks.cluster.iter().chain(&tasks.namespaced) {
-            t.abort();
-        }
+        self.task.abort();
     }
 }
 
-/// The single place that changes the view: tasks call [`Publisher::update`].
+/// [`Feed::rewatch`] for a feed of any kind, so the catalog can hold its lists in one vector.
+trait Rewatch: Send + Sync {
+    fn rewatch(&self);
+}
+
+impl<K: Send + Sync> Rewatch for Feed<K> {
+    fn rewatch(&self) {
+        Feed::rewatch(self);
+    }
+}
+
+/// The single place that changes the view: the list tasks call [`Publisher::update`].
 struct Publisher {
     context: String,
-    server: String,
     default_namespace: String,
     tx: watch::Sender<CatalogView>,
     /// Namespace names from the watch, before the fallback is applied.
     watched_namespaces: Mutex<Arc<Vec<String>>>,
     /// Namespaces the user typed (kept in the fallback list).
     typed: Mutex<Vec<String>>,
-    /// Woken when a list recovers, so the other lists retry at once instead of waiting out
-    /// their backoff: the server is evidently back.
-    recovered: tokio::sync::Notify,
-    /// Bumped by [`Catalog::reconnect`]: every list drops its watch and lists afresh at once.
-    epoch: watch::Sender<u64>,
 }
 
 impl Debug for Catalog {
@@ -226,8 +234,14 @@ impl Debug for Catalog {
 }
 
 impl Catalog {
-    /// Starts watching `context`, in `namespace` (or the context's default namespace).
-    pub fn start(pool: &ClientPool, context: &str, namespace: Option<&str>) -> Catalog {
+    /// Shows `context`, in `namespace` (or the context's default namespace, from `pool`),
+    /// through `engine`'s shared watches.
+    pub fn start(
+        engine: &Engine,
+        pool: &ClientPool,
+        context: &str,
+        namespace: Option<&str>,
+    ) -> Catalog {
         let default_namespace = pool.default_namespace(context);
         let namespace = namespace
             .map(str::to_string)
@@ -235,56 +249,48 @@ impl Catalog {
         let (tx, _) = watch::channel(CatalogView::new(context, &namespace));
         let publisher = Arc::new(Publisher {
             context: context.to_string(),
-            server: pool.server_url(context),
             default_namespace,
             tx,
             watched_namespaces: Mutex::new(Arc::default()),
             typed: Mutex::new(Vec::new()),
-            recovered: tokio::sync::Notify::new(),
-            epoch: watch::Sender::new(0),
         });
         let catalog = Catalog {
             shared: Arc::new(Shared {
-                pool: pool.clone(),
+                feeds: engine.feeds().clone(),
                 publisher,
-                tasks: Mutex::new(Tasks::default()),
+                lists: Mutex::new(Lists::default()),
             }),
         };
+        let feeds = &catalog.shared.feeds;
         let cluster = vec![
             // Namespace names are kept by the publisher (see `derive`), not as objects.
-            catalog.spawn_list::<Namespace>(ListKind::Namespaces, None, all, |_, _| {}),
-            catalog.spawn_list::<Node>(ListKind::Nodes, None, all, |v, s| v.nodes = s),
+            catalog.follow(
+                ListKind::Namespaces,
+                None,
+                feeds.cluster::<Namespace>(context),
+                |_, _| {},
+            ),
+            catalog.follow(
+                ListKind::Nodes,
+                None,
+                feeds.cluster::<Node>(context),
+                |v, s| v.nodes = s,
+            ),
         ];
-        lock(&catalog.shared.tasks).cluster = cluster;
-        catalog.spawn_namespaced(&namespace);
-        let clock = ClockWatch::new();
-        let jumps = clock.subscribe();
-        let checker = clock.spawn(CLOCK_CHECK);
-        catalog.follow_clock(jumps);
-        lock(&catalog.shared.tasks).cluster.push(checker);
+        lock(&catalog.shared.lists).cluster = cluster;
+        catalog.follow_namespace(&namespace);
         catalog
     }
 
-    /// Drops every watch and lists afresh now, skipping any backoff: for a "refresh" button,
-    /// and after sleep/wake, when watch connections may be dead without anyone noticing.
+    /// Drops every watch behind these lists and lists afresh now, skipping any backoff: for a
+    /// "refresh" button. (Sleep/wake needs no call: the engine's clock check re-lists every
+    /// watch by itself, and [`Engine::clock_jumped`] reports an OS resume signal.) Tunnels
+    /// sharing a watch see one fresh list too, which costs them nothing.
     pub fn reconnect(&self) {
-        self.shared.publisher.epoch.send_modify(|e| *e += 1);
-    }
-
-    /// Reconnects on every wall-clock jump reported by `jumps` (the catalog already watches
-    /// the clock itself; an app can also feed it the engine's clock or an OS resume signal).
-    pub fn follow_clock(&self, mut jumps: watch::Receiver<ClockJump>) {
-        let publisher = Arc::downgrade(&self.shared.publisher);
-        let task = tokio::spawn(async move {
-            while jumps.changed().await.is_ok() {
-                let Some(publisher) = publisher.upgrade() else {
-                    return;
-                };
-                tracing::info!(context = %publisher.context, "clock jumped; catalog re-lists");
-                publisher.epoch.send_modify(|e| *e += 1);
-            }
-        });
-        lock(&self.shared.tasks).cluster.push(task);
+        let lists = lock(&self.shared.lists);
+        for list in lists.cluster.iter().chain(&lists.namespaced) {
+            list.feed.rewatch();
+        }
     }
 
     /// The context this catalog watches.
@@ -303,7 +309,8 @@ impl Catalog {
     }
 
     /// Switches the namespaced lists to another namespace (chosen from the list, or typed when
-    /// listing namespaces is forbidden — a typed one is remembered in the fallback list).
+    /// listing namespaces is forbidden — a typed one is remembered in the fallback list). The
+    /// old namespace's watches are released at once.
     pub fn set_namespace(&self, namespace: &str) {
         let publisher = &self.shared.publisher;
         if publisher.tx.borrow().namespace == namespace {
@@ -315,9 +322,9 @@ impl Catalog {
                 typed.push(namespace.to_string());
             }
         }
-        for t in lock(&self.shared.tasks).namespaced.drain(..) {
-            t.abort();
-        }
+        // Dropped outside the lock: a feed's last handle going away stops its task.
+        let old = std::mem::take(&mut lock(&self.shared.lists).namespaced);
+        drop(old);
         publisher.update(|v| {
             v.namespace = namespace.to_string();
             v.pods = Arc::default();
@@ -331,167 +338,121 @@ impl Catalog {
                 }
             }
         });
-        self.spawn_namespaced(namespace);
+        self.follow_namespace(namespace);
     }
 
-    fn spawn_namespaced(&self, namespace: &str) {
+    fn follow_namespace(&self, namespace: &str) {
+        let (feeds, context) = (&self.shared.feeds, self.context());
         let ns = Some(namespace);
-        let tasks = vec![
-            self.spawn_list::<Pod>(ListKind::Pods, ns, Api::namespaced, |v, s| v.pods = s),
-            self.spawn_list::<Service>(ListKind::Services, ns, Api::namespaced, |v, s| {
-                v.services = s
-            }),
-            self.spawn_list::<Endpoints>(ListKind::Endpoints, ns, Api::namespaced, |v, s| {
-                v.endpoints = s
-            }),
-            self.spawn_list::<Deployment>(ListKind::Deployments, ns, Api::namespaced, |v, s| {
-                v.deployments = s
-            }),
-            self.spawn_list::<Ingress>(ListKind::Ingresses, ns, Api::namespaced, |v, s| {
-                v.ingresses = s
-            }),
+        let lists = vec![
+            self.follow(
+                ListKind::Pods,
+                ns,
+                feeds.namespaced::<Pod>(context, namespace),
+                |v, s| v.pods = s,
+            ),
+            self.follow(
+                ListKind::Services,
+                ns,
+                feeds.namespaced::<Service>(context, namespace),
+                |v, s| v.services = s,
+            ),
+            self.follow(
+                ListKind::Endpoints,
+                ns,
+                feeds.namespaced::<Endpoints>(context, namespace),
+                |v, s| v.endpoints = s,
+            ),
+            self.follow(
+                ListKind::Deployments,
+                ns,
+                feeds.namespaced::<Deployment>(context, namespace),
+                |v, s| v.deployments = s,
+            ),
+            self.follow(
+                ListKind::Ingresses,
+                ns,
+                feeds.namespaced::<Ingress>(context, namespace),
+                |v, s| v.ingresses = s,
+            ),
         ];
-        lock(&self.shared.tasks).namespaced = tasks;
+        lock(&self.shared.lists).namespaced = lists;
     }
 
-    fn spawn_list<K>(
+    /// Follows one feed: every state it publishes becomes the list's snapshot and state.
+    fn follow<K: Watched>(
         &self,
         kind: ListKind,
         namespace: Option<&str>,
-        api: ApiFn<K>,
+        feed: Arc<Feed<K>>,
         set: fn(&mut CatalogView, Snapshot<K>),
-    ) -> JoinHandle<()>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        let list = ListWatch {
-            pool: self.shared.pool.clone(),
+    ) -> Followed {
+        let list = ListFollower {
             publisher: self.shared.publisher.clone(),
             kind,
             namespace: namespace.map(str::to_string),
-            api,
             set,
         };
-        tokio::spawn(list.run())
+        Followed {
+            task: tokio::spawn(list.run(feed.subscribe())),
+            feed,
+        }
     }
 }
 
-/// One list's watcher loop.
-struct ListWatch<K> {
-    pool: ClientPool,
+/// Copies one feed's states into the view.
+struct ListFollower<K> {
     publisher: Arc<Publisher>,
     kind: ListKind,
+    /// `None` for cluster-scoped lists.
     namespace: Option<String>,
-    /// `Api::namespaced` or `Api::all` (their scope bounds differ, so the caller picks).
-    api: ApiFn<K>,
     set: fn(&mut CatalogView, Snapshot<K>),
 }
 
-type ApiFn<K> = fn(kube::Client, &str) -> Api<K>;
-
-impl<K> ListWatch<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    async fn run(self) {
-        let mut backoff = Backoff::new();
-        let mut epoch = self.publisher.epoch.subscribe();
+impl<K: Watched> ListFollower<K> {
+    /// Until the feed stops (its last handle dropped, or the list switched away).
+    async fn run(self, mut states: watch::Receiver<FeedState<K>>) {
+        let mut published: Option<Arc<BTreeMap<String, Arc<K>>>> = None;
         loop {
-            epoch.mark_unchanged();
-            let restart_now = match self.pool.client(&self.publisher.context).await {
-                Ok(client) => tokio::select! {
-                    now = self.watch(client, &mut backoff) => now,
-                    _ = epoch.changed() => true,
-                },
-                Err(err) => {
-                    self.failed(err);
-                    false
-                }
-            };
-            if !restart_now {
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                    () = self.publisher.recovered.notified() => {}
-                    _ = epoch.changed() => {}
-                }
-            }
-        }
-    }
-
-    /// Lists and watches until the stream fails. Returns true when the failure only asks for a
-    /// fresh list (410 Gone), which should happen at once.
-    async fn watch(&self, client: kube::Client, backoff: &mut Backoff) -> bool {
-        let api: Api<K> = (self.api)(client, self.namespace.as_deref().unwrap_or("default"));
-        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
-        let mut items: BTreeMap<(String, String), Arc<K>> = BTreeMap::new();
-        let mut initial: Option<BTreeMap<(String, String), Arc<K>>> = None;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(Event::Init) => initial = Some(BTreeMap::new()),
-                Ok(Event::InitApply(obj)) => {
-                    initial
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(key(&obj), Arc::new(obj));
-                }
-                Ok(Event::InitDone) => {
-                    items = initial.take().unwrap_or_default();
-                    if backoff.reset() {
-                        self.publisher.recovered.notify_waiters();
-                    }
-                    self.publish(&items);
-                }
-                Ok(Event::Apply(obj)) => {
-                    items.insert(key(&obj), Arc::new(obj));
-                    self.publish(&items);
-                }
-                Ok(Event::Delete(obj)) => {
-                    items.remove(&key(&obj));
-                    self.publish(&items);
-                }
-                Err(err) => {
-                    let access = Access::watch(self.kind.resource(), self.namespace.as_deref());
-                    let err = ClusterError::from_watcher(
-                        &self.publisher.context,
-                        &self.publisher.server,
-                        &access,
-                        &err,
-                    );
-                    let gone = matches!(&err, ClusterError::Api { code: 410, .. });
-                    if !gone {
-                        self.failed(err);
-                    }
-                    return gone;
-                }
-            }
-        }
-        false
-    }
-
-    fn publish(&self, items: &BTreeMap<(String, String), Arc<K>>) {
-        let snapshot: Snapshot<K> = Arc::new(items.values().cloned().collect());
-        let names: Option<Vec<String>> = (self.kind == ListKind::Namespaces)
-            .then(|| items.keys().map(|(_, n)| n.clone()).collect());
-        let (kind, set, namespace) = (self.kind, self.set, self.namespace.clone());
-        if let Some(names) = names {
-            *lock(&self.publisher.watched_namespaces) = Arc::new(names);
-        }
-        self.publisher.update(|v| {
-            if namespace.is_some() && namespace.as_deref() != Some(v.namespace.as_str()) {
-                return; // a late event from before a namespace switch
-            }
-            set(v, snapshot);
-            v.lists.insert(kind, ListState::Ready);
-        });
-    }
-
-    fn failed(&self, err: ClusterError) {
-        tracing::debug!(context = %self.publisher.context, list = ?self.kind, %err, "catalog list failed; will retry");
-        let (kind, namespace) = (self.kind, self.namespace.clone());
-        self.publisher.update(|v| {
-            if namespace.is_some() && namespace.as_deref() != Some(v.namespace.as_str()) {
+            let state = states.borrow_and_update().clone();
+            self.publish(&state, &mut published);
+            if states.changed().await.is_err() {
                 return;
             }
-            v.lists.insert(kind, ListState::Failed(err));
+        }
+    }
+
+    fn publish(&self, state: &FeedState<K>, published: &mut Option<Arc<BTreeMap<String, Arc<K>>>>) {
+        let list_state = match (&state.error, state.synced) {
+            (Some(error), _) => {
+                tracing::debug!(context = %self.publisher.context, list = ?self.kind, message = %error.message, "catalog list failed; the feed retries");
+                ListState::Failed(error.cause.clone())
+            }
+            (None, true) => ListState::Ready,
+            (None, false) => ListState::Loading,
+        };
+        // Objects are rebuilt only when they changed (an error alone keeps the last snapshot).
+        let fresh = published
+            .as_ref()
+            .is_none_or(|p| !Arc::ptr_eq(p, &state.objects));
+        let snapshot: Option<Snapshot<K>> =
+            fresh.then(|| Arc::new(state.objects.values().cloned().collect()));
+        if fresh {
+            *published = Some(state.objects.clone());
+            if self.kind == ListKind::Namespaces {
+                *lock(&self.publisher.watched_namespaces) =
+                    Arc::new(state.objects.keys().cloned().collect());
+            }
+        }
+        let (kind, set, namespace) = (self.kind, self.set, self.namespace.as_deref());
+        self.publisher.update(|v| {
+            if namespace.is_some() && namespace != Some(v.namespace.as_str()) {
+                return; // a late state from before a namespace switch
+            }
+            if let Some(snapshot) = snapshot {
+                set(v, snapshot);
+            }
+            v.lists.insert(kind, list_state);
         });
     }
 }
@@ -560,46 +521,6 @@ fn connection_state(lists: &BTreeMap<ListKind, ListState>) -> ConnectionState {
             reason: first.to_string(),
         },
         _ => ConnectionState::Connecting,
-    }
-}
-
-/// `Api::all` with the namespace argument ignored, for cluster-scoped lists.
-fn all<K>(client: kube::Client, _namespace: &str) -> Api<K>
-where
-    K: Resource<DynamicType = ()>,
-{
-    Api::all(client)
-}
-
-fn key<K: Resource>(obj: &K) -> (String, String) {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
-}
-
-/// Capped exponential backoff with full jitter: 0.2 s, 0.4 s … 30 s.
-struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    const MIN: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(30);
-
-    fn new() -> Self {
-        Backoff { attempt: 0 }
-    }
-
-    /// Starts over; true if there had been failures (i.e. this is a recovery).
-    fn reset(&mut self) -> bool {
-        std::mem::take(&mut self.attempt) > 0
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let cap = Self::MIN
-            .saturating_mul(1u32 << self.attempt.min(8))
-            .min(Self::MAX);
-        self.attempt = self.attempt.saturating_add(1);
-        let jitter: f64 = rand::random_range(0.5..=1.0);
-        cap.mul_f64(jitter).max(Self::MIN)
     }
 }
 

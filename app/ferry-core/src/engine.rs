@@ -224,6 +224,9 @@ pub struct Engine {
 
 struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    /// The shared watches, reachable from the handle so the catalog (the window's lists) uses
+    /// the same watches, clock and backoff as the tunnels.
+    feeds: Arc<Feeds>,
     snapshots: watch::Receiver<Snapshots>,
     events: broadcast::Sender<TunnelEvent>,
     next_id: AtomicU64,
@@ -247,18 +250,32 @@ impl Engine {
             cells: std::sync::Mutex::new(Vec::new()),
             events: events.clone(),
         });
+        let clock = ClockWatch::new();
+        let feeds = Arc::new(Feeds::new(
+            FeedSettings {
+                backoff_initial: options.backoff_initial,
+                backoff_max: options.backoff_max,
+                list_timeout: options.connect_timeout * 2,
+                quiet_relist: options.quiet_relist,
+                clock: clock.subscribe(),
+                kubeconfig: clients.changes(),
+            },
+            clients.clone(),
+            runtime.clone(),
+        ));
         let task = EngineTask {
             clients,
             options: Arc::new(options),
             shared,
             tunnels: BTreeMap::new(),
-            feeds: None,
-            clock: ClockWatch::new(),
+            feeds: feeds.clone(),
+            clock,
         };
         runtime.spawn(task.run(rx, snap_tx));
         Self {
             inner: Arc::new(Handle {
                 commands,
+                feeds,
                 snapshots,
                 events,
                 next_id: AtomicU64::new(1),
@@ -311,6 +328,13 @@ impl Engine {
     /// seconds; call this when the OS reports a resume, to react immediately.
     pub fn clock_jumped(&self, seconds: i64) {
         self.send(Command::ClockJumped(seconds));
+    }
+
+    /// The engine's shared watches (one per kind, context and namespace), for other views of
+    /// the cluster — the [catalog](crate::catalog) — to watch through the same connections,
+    /// clock and backoff as the tunnels. Holding it does not keep the engine running.
+    pub fn feeds(&self) -> &Arc<Feeds> {
+        &self.inner.feeds
     }
 
     /// The latest snapshot of every tunnel, ordered by id.
@@ -408,8 +432,8 @@ struct EngineTask {
     options: Arc<EngineOptions>,
     shared: Arc<Shared>,
     tunnels: BTreeMap<TunnelId, Running>,
-    /// Shared watches, created inside the runtime on first use.
-    feeds: Option<Arc<Feeds>>,
+    /// Shared watches (also reachable from the handles, for the catalog).
+    feeds: Arc<Feeds>,
     clock: ClockWatch,
 }
 
@@ -483,18 +507,8 @@ impl EngineTask {
             }
         });
         let cancel = CancellationToken::new();
-        let feeds = self.feeds.get_or_insert_with(|| {
-            Arc::new(Feeds::new(FeedSettings {
-                backoff_initial: self.options.backoff_initial,
-                backoff_max: self.options.backoff_max,
-                list_timeout: self.options.connect_timeout * 2,
-                quiet_relist: self.options.quiet_relist,
-                clock: self.clock.subscribe(),
-                kubeconfig: self.clients.changes(),
-            }))
-        });
         let run = supervisor::Supervisor {
-            feeds: feeds.clone(),
+            feeds: self.feeds.clone(),
             cell: cell.clone(),
             clients: self.clients.clone(),
             options: self.options.clone(),

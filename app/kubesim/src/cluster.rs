@@ -59,6 +59,8 @@ pub struct Cluster {
     /// The listener serving this cluster, once started: fault injection pauses, stops and
     /// restarts it through this handle.
     pub server: std::sync::OnceLock<crate::server::ServerControl>,
+    /// The watch streams open now (for tests that count a client's watches).
+    pub watches: crate::api::watch::OpenWatches,
 }
 
 impl Cluster {
@@ -72,6 +74,7 @@ impl Cluster {
             faults: Default::default(),
             sim: crate::sim::SimState::default(),
             server: std::sync::OnceLock::new(),
+            watches: Default::default(),
         })
     }
 }

@@ -5,7 +5,8 @@
 //! - [`listener`]: binding local ports (loopback by default, clear "port in use" errors);
 //! - [`forward`]: one local connection ↔ one port-forward WebSocket;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
-//! - [`feed`]: one shared watch per (context, namespace, kind), whatever the number of tunnels;
+//! - [`feed`]: one shared watch per (kind, context, namespace), whatever the number of tunnels
+//!   (the window's lists, [`crate::catalog`], watch through the same feeds);
 //! - [`access`]: asking up front whether the user may port-forward at all;
 //! - [`supervisor`]: one task per tunnel following its target through those watches;
 //! - [`backoff`] and [`clock`]: retry delays and sleep/wake detection;

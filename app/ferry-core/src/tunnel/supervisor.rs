@@ -155,11 +155,11 @@ impl Supervisor {
         let spec = self.cell.spec.clone();
         let (ctx, ns) = (spec.context.as_str(), spec.namespace.as_str());
         let watches = Watches {
-            pods: self.feeds.pods(kube, ctx, ns),
+            pods: self.feeds.namespaced(ctx, ns),
             services: matches!(spec.target, Target::Service(_))
-                .then(|| self.feeds.services(kube, ctx, ns)),
+                .then(|| self.feeds.namespaced(ctx, ns)),
             deployments: matches!(spec.target, Target::Deployment(_))
-                .then(|| self.feeds.deployments(kube, ctx, ns)),
+                .then(|| self.feeds.namespaced(ctx, ns)),
         };
         let mut pods = watches.pods.subscribe();
         let mut services = watches.services.as_ref().map(|f| f.subscribe());
@@ -252,11 +252,11 @@ impl Supervisor {
         let target = &self.cell.spec.target;
         let mut view = View::default();
         if let (Target::Service(name), Some(s)) = (target, &services) {
-            view.service = s.objects.get(name).cloned();
+            view.service = s.objects.get(name).map(|s| Service::clone(s));
             view.siblings = s.objects.keys().cloned().collect();
         }
         if let (Target::Deployment(name), Some(d)) = (target, &deployments) {
-            view.deployment = d.objects.get(name).cloned();
+            view.deployment = d.objects.get(name).map(|d| Deployment::clone(d));
             view.siblings = d.objects.keys().cloned().collect();
         }
         if let Target::Pod(_) = target {
@@ -271,7 +271,7 @@ impl Supervisor {
                     .objects
                     .iter()
                     .filter(|(_, p)| query.matches(p))
-                    .map(|(n, p)| (n.clone(), p.clone()))
+                    .map(|(n, p)| (n.clone(), Pod::clone(p)))
                     .collect();
             }
         }

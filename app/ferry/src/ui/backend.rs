@@ -322,8 +322,13 @@ impl Backend {
                 }
             }
             _ => {
-                let catalog =
-                    Catalog::start(self.instance.clients(), &context, namespace.as_deref());
+                // Through the engine's feeds: the window and the tunnels share their watches.
+                let catalog = Catalog::start(
+                    self.instance.engine(),
+                    self.instance.clients(),
+                    &context,
+                    namespace.as_deref(),
+                );
                 if let Some(task) = self.catalog_task.take() {
                     task.abort();
                 }

@@ -13,8 +13,9 @@
 //! - With `Accept: …as=Table…` each object is a one-row `Table` (column definitions only in
 //!   the first event), which is what `kubectl get -w` reads.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -36,6 +37,57 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The apiserver's default request timeout for watches without `timeoutSeconds`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// A watched resource (plural) and namespace (`None`: cluster-wide).
+type WatchKey = (String, Option<String>);
+
+/// The watch streams open right now, per resource and namespace (`None`: cluster-wide). Tests
+/// read it to prove how many watches a client really holds (Ferry shares one watch per
+/// namespace and kind between its tunnels and its window), which no API request can tell.
+#[derive(Debug, Default, Clone)]
+pub struct OpenWatches {
+    open: Arc<Mutex<BTreeMap<WatchKey, usize>>>,
+}
+
+impl OpenWatches {
+    /// How many watch streams on `resource` (plural, e.g. `pods`) in `namespace` are open.
+    pub fn count(&self, resource: &str, namespace: Option<&str>) -> usize {
+        let key = (resource.to_string(), namespace.map(str::to_string));
+        self.lock().get(&key).copied().unwrap_or(0)
+    }
+
+    /// Counts one stream until the returned guard is dropped (with the response body).
+    fn open(&self, resource: &str, namespace: Option<&str>) -> OpenWatch {
+        let key = (resource.to_string(), namespace.map(str::to_string));
+        *self.lock().entry(key.clone()).or_insert(0) += 1;
+        OpenWatch {
+            watches: self.clone(),
+            key,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<WatchKey, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One open stream in [`OpenWatches`].
+struct OpenWatch {
+    watches: OpenWatches,
+    key: WatchKey,
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        let mut open = self.watches.lock();
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Starts a watch and answers with its stream.
 pub fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
@@ -72,6 +124,7 @@ pub fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
             tokio::time::interval_at(Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL)
         }),
         done: false,
+        _open: ctx.cluster().watches.open(r.plural, namespace.as_deref()),
     };
 
     if send_initial {
@@ -168,6 +221,8 @@ struct WatchStream {
     deadline: Instant,
     bookmarks: Option<Interval>,
     done: bool,
+    /// Counted in [`OpenWatches`] while the stream lives.
+    _open: OpenWatch,
 }
 
 impl WatchStream {
