@@ -73,6 +73,11 @@ impl Env {
             .env("FERRY_CONFIG_DIR", self.path("config"))
             .env("KUBECONFIG", &self.kubeconfig)
             .envs(self.display.iter().map(|d| ("DISPLAY", d)))
+            // The session bus (tests/run starts a private one): the tray item lives there.
+            .envs(
+                std::env::var_os("DBUS_SESSION_BUS_ADDRESS")
+                    .map(|a| ("DBUS_SESSION_BUS_ADDRESS", a)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -889,5 +894,246 @@ async fn the_window_is_a_view_that_comes_and_goes_while_the_tunnels_stay() -> Re
     }
     let out = env.ferry(&["status"]).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    Ok(())
+}
+
+/// The desktop's tray host, played by the test: a StatusNotifierWatcher that records the
+/// items that register.
+struct TestWatcher {
+    items: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl TestWatcher {
+    async fn register_status_notifier_item(&self, service: &str) {
+        self.items.lock().unwrap().push(service.to_string());
+    }
+
+    async fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    async fn registered_status_notifier_items(&self) -> Vec<String> {
+        self.items.lock().unwrap().clone()
+    }
+
+    #[zbus(property)]
+    async fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    async fn protocol_version(&self) -> i32 {
+        0
+    }
+}
+
+/// The session bus of this test run; missing under CI=true is a failure.
+fn session_bus() -> anyhow::Result<bool> {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        return Ok(true);
+    }
+    anyhow::ensure!(
+        !ferry_e2e::is_ci(),
+        "no D-Bus session bus (tests/run starts one with dbus-run-session); CI=true requires it"
+    );
+    eprintln!("skipped: no D-Bus session bus");
+    Ok(false)
+}
+
+/// dbusmenu's `(ia{sv}av)`: an entry's id, its properties and its children.
+type MenuLayout = (
+    i32,
+    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    Vec<zbus::zvariant::OwnedValue>,
+);
+
+/// One menu entry of the item's dbusmenu layout: (id, label).
+fn menu_entries(layout: &zbus::zvariant::Value<'_>, out: &mut Vec<(i32, String)>) {
+    use zbus::zvariant::Value;
+    let Value::Structure(s) = layout else { return };
+    let fields = s.fields();
+    if let [Value::I32(id), Value::Dict(props), Value::Array(children)] = fields {
+        if let Ok(Some(label)) = props.get::<_, String>(&"label") {
+            out.push((*id, label));
+        }
+        for child in children.iter() {
+            let child = match child {
+                Value::Value(inner) => inner.as_ref(),
+                other => other,
+            };
+            menu_entries(child, out);
+        }
+    }
+}
+
+/// The tray item registers with the desktop's watcher, its icon and status change when a
+/// tunnel fails, its profile entry starts that profile (curl through it), and Quit from the
+/// menu ends the daemon and takes the item off the bus.
+#[tokio::test]
+async fn the_tray_item_shows_the_worst_state_and_its_menu_drives_the_instance() -> Result {
+    use zbus::zvariant::{OwnedValue, Value};
+    if !session_bus()? {
+        return Ok(());
+    }
+    let items = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _watcher = zbus::connection::Builder::session()?
+        .name("org.kde.StatusNotifierWatcher")?
+        .serve_at(
+            "/StatusNotifierWatcher",
+            TestWatcher {
+                items: items.clone(),
+            },
+        )?
+        .build()
+        .await?;
+    let cluster = cluster().await?;
+    let env = Env::new(&cluster)?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    env.write_profiles(&format!(
+        "{WEB_PROFILES}
+[[profile]]
+name = \"broken\"
+
+[[profile.tunnel]]
+context = \"demo\"
+namespace = \"default\"
+target = \"svc/kubia\"
+ports = [\"{port}:80\"]
+bind = [\"127.0.0.1\"]
+"
+    ))?;
+    let mut daemon = env.daemon().await?;
+    let pid = daemon.id().expect("running");
+    let service = wait_for("the tray item to register", Duration::from_secs(20), || {
+        let found = items
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.contains(&format!("-{pid}-")))
+            .cloned();
+        async move { found }
+    })
+    .await?;
+    let bus = zbus::Connection::session().await?;
+    let item = zbus::fdo::PropertiesProxy::builder(&bus)
+        .destination(service.as_str())?
+        .path("/StatusNotifierItem")?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let menu =
+        zbus::Proxy::new(&bus, service.as_str(), "/MenuBar", "com.canonical.dbusmenu").await?;
+    // Properties are read fresh each time (no cache): what a tray host sees now.
+    let read = |name: &'static str| {
+        let item = item.clone();
+        async move {
+            let interface =
+                zbus::names::InterfaceName::from_static_str_unchecked("org.kde.StatusNotifierItem");
+            anyhow::Ok(item.get(interface, name).await?)
+        }
+    };
+    let idle_icon = format!("{:?}", read("IconPixmap").await?);
+    assert_eq!(String::try_from(read("Status").await?)?, "Active");
+    let entries = || {
+        let menu = menu.clone();
+        async move {
+            let (_, layout): (u32, OwnedValue) = menu
+                .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+                .await
+                .map(|(rev, (id, props, children)): (u32, MenuLayout)| {
+                    let structure = zbus::zvariant::StructureBuilder::new()
+                        .add_field(id)
+                        .add_field(props)
+                        .add_field(children)
+                        .build()
+                        .expect("a layout structure");
+                    (
+                        rev,
+                        OwnedValue::try_from(Value::Structure(structure)).expect("owned"),
+                    )
+                })?;
+            let mut out = Vec::new();
+            menu_entries(&layout, &mut out);
+            anyhow::Ok(out)
+        }
+    };
+    let click = |id: i32| {
+        let menu = menu.clone();
+        async move {
+            let _: () = menu
+                .call("Event", &(id, "clicked", Value::I32(0), 0u32))
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    let menu_now = entries().await?;
+    let id_of = |entries: &[(i32, String)], prefix: &str| {
+        entries
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| anyhow::anyhow!("no menu entry {prefix:?} in {entries:?}"))
+    };
+
+    // The profile's entry starts it; the tunnel serves.
+    click(id_of(&menu_now, "web (")?).await?;
+    let web = wait_tunnel(&env, "of profile web, active", |t| {
+        t["origin"]["profile"] == "web" && t["state"] == "active"
+    })
+    .await?;
+    assert!(hit_pod(&http_get(local_v4(&web).expect("IPv4"), "/").await?).is_some());
+    let active_icon = wait_for("the icon to show Active", Duration::from_secs(10), || {
+        let read = read("IconPixmap");
+        let idle = idle_icon.clone();
+        async move {
+            let now = format!("{:?}", read.await.ok()?);
+            (now != idle).then_some(now)
+        }
+    })
+    .await?;
+    let checked = wait_for("web's entry to be checked", Duration::from_secs(10), || {
+        let entries = entries();
+        async move {
+            entries
+                .await
+                .ok()?
+                .into_iter()
+                .find(|(_, l)| l.starts_with("web (1/1)"))
+        }
+    })
+    .await?;
+    assert!(checked.1.starts_with("web (1/1)"));
+
+    // A failing profile turns the icon into the failure shape and asks for attention.
+    click(id_of(&entries().await?, "broken (")?).await?;
+    wait_for(
+        "the item to ask for attention",
+        Duration::from_secs(15),
+        || {
+            let status = read("Status");
+            async move {
+                let status = String::try_from(status.await.ok()?).ok()?;
+                (status == "NeedsAttention").then_some(())
+            }
+        },
+    )
+    .await?;
+    let failed_icon = format!("{:?}", read("IconPixmap").await?);
+    assert_ne!(failed_icon, active_icon);
+    assert_ne!(failed_icon, idle_icon);
+    let tooltip = format!("{:?}", read("ToolTip").await?);
+    assert!(
+        tooltip.contains("failed") && tooltip.contains("svc/kubia"),
+        "{tooltip}"
+    );
+
+    // Quit from the menu: the daemon ends cleanly and the item leaves the bus.
+    click(id_of(&entries().await?, "Quit Ferry")?).await?;
+    let exit = tokio::time::timeout(Duration::from_secs(5), daemon.wait()).await??;
+    assert!(exit.success(), "{exit}");
+    let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+    assert!(!dbus.name_has_owner(service.as_str().try_into()?).await?);
+    drop(taken);
     Ok(())
 }

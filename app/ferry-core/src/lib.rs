@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod profiles;
 pub mod resolve;
 pub mod secrets;
+pub mod settings;
 pub mod spec;
 pub mod tunnel;
 pub mod validate;

@@ -53,12 +53,36 @@ pub struct Host {
     open_window: Mutex<Option<egui::Context>>,
     /// Set by [`Request::HideWindow`]: the window is closing, and the instance stays.
     hiding: AtomicBool,
+    /// Whether a tray host shows Ferry's tray item (set once the tray runs).
+    tray_host: std::sync::OnceLock<Arc<AtomicBool>>,
+    /// The settings file (closing, notifications, launch at login).
+    pub settings: Option<std::path::PathBuf>,
 }
 
 impl Host {
     /// Records the open window's context (or that it closed).
     pub fn window_opened(&self, ctx: Option<egui::Context>) {
         *self.open_window.lock().unwrap_or_else(|p| p.into_inner()) = ctx;
+    }
+
+    /// Whether closing the window leaves Ferry visible in a tray.
+    pub fn tray_shown(&self) -> bool {
+        self.tray_host
+            .get()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+
+    /// Whether the window is closing because a client asked ([`Request::HideWindow`]).
+    pub fn hiding(&self) -> bool {
+        self.hiding.load(Ordering::SeqCst)
+    }
+
+    /// The current settings (defaults when there is no settings file or it is broken).
+    pub fn settings(&self) -> ferry_core::settings::Settings {
+        self.settings
+            .as_deref()
+            .and_then(|p| ferry_core::settings::load(p).ok())
+            .unwrap_or_default()
     }
 
     fn open_window(&self) -> Option<egui::Context> {
@@ -121,6 +145,8 @@ pub fn run(options: HostOptions) -> anyhow::Result<ExitCode> {
         })));
     }
     runtime.spawn(stop_on_signal(host.clone(), calls));
+    #[cfg(target_os = "linux")]
+    let tray = start_desktop_parts(&runtime, &host);
 
     run_windows(&host, options, &called);
 
@@ -129,6 +155,10 @@ pub fn run(options: HostOptions) -> anyhow::Result<ExitCode> {
     let instance = host.instance.clone();
     let stopped = runtime.block_on(async move {
         let stopping = async {
+            #[cfg(target_os = "linux")]
+            if let Some(tray) = tray {
+                tray.stop().await;
+            }
             server.close().await;
             instance.shutdown(STOP_LIMIT).await;
         };
@@ -140,6 +170,35 @@ pub fn run(options: HostOptions) -> anyhow::Result<ExitCode> {
     tracing::info!("stopped");
     runtime.shutdown_timeout(Duration::from_millis(300));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tray item, notifications and the launch-at-login entry (Linux desktops).
+#[cfg(target_os = "linux")]
+fn start_desktop_parts(
+    runtime: &tokio::runtime::Runtime,
+    host: &Arc<Host>,
+) -> Option<crate::tray::Tray> {
+    let settings = host.settings();
+    if let (Some(dir), Ok(exe)) = (crate::autostart::default_dir(), std::env::current_exe())
+        && !host.instance.info().demo
+        && let Err(e) = crate::autostart::apply(&dir, settings.launch_at_login, &exe)
+    {
+        tracing::warn!("launch at login: {e}");
+    }
+    runtime.spawn(crate::notices::run(
+        host.instance.clone(),
+        host.settings.clone(),
+    ));
+    match runtime.block_on(crate::tray::Tray::start(host.instance.clone())) {
+        Ok(tray) => {
+            let _ = host.tray_host.set(tray.host_flag());
+            Some(tray)
+        }
+        Err(e) => {
+            tracing::warn!("no tray icon: {e}");
+            None
+        }
+    }
 }
 
 /// Builds the instance: the demo cluster for [`Flavor::Demo`], else the user's kubeconfig.
@@ -178,6 +237,10 @@ async fn start(options: HostOptions, log: Option<&LogFile>) -> anyhow::Result<Ho
         source,
         open_window: Mutex::new(None),
         hiding: AtomicBool::new(false),
+        tray_host: std::sync::OnceLock::new(),
+        settings: ferry_core::settings::default_path()
+            .map_err(|e| tracing::warn!("settings: {e}"))
+            .ok(),
     })
 }
 
@@ -307,6 +370,8 @@ fn run_windows(host: &Arc<Host>, options: HostOptions, called: &std_mpsc::Receiv
             tracing::info!("{message}");
             if !hidden {
                 eprintln!("{message}");
+                #[cfg(target_os = "linux")]
+                tell_once_about_tray(host, serving);
             }
         }
         match called.recv() {
@@ -314,6 +379,37 @@ fn run_windows(host: &Arc<Host>, options: HostOptions, called: &std_mpsc::Receiv
             Ok(Call::Quit) | Err(_) => return,
         }
     }
+}
+
+/// The first time the window closes with tunnels running and a tray to go to, a
+/// notification says where Ferry went.
+#[cfg(target_os = "linux")]
+fn tell_once_about_tray(host: &Arc<Host>, serving: usize) {
+    let Some(path) = host.settings.clone() else {
+        return;
+    };
+    if !host.tray_shown() {
+        return;
+    }
+    let mut settings = host.settings();
+    if settings.told_about_tray {
+        return;
+    }
+    settings.told_about_tray = true;
+    if let Err(e) = ferry_core::settings::save(&path, &settings) {
+        tracing::warn!("settings: {e}");
+        return;
+    }
+    host.runtime.spawn(async move {
+        crate::notices::show(&crate::notices::Notice {
+            summary: "Ferry keeps forwarding".into(),
+            body: format!(
+                "{serving} tunnel(s) keep running with the window closed. Ferry is in the tray: open the window or quit from there."
+            ),
+            failure: false,
+        })
+        .await;
+    });
 }
 
 async fn wait_for_stop(instance: &Instance) -> &'static str {
