@@ -276,3 +276,51 @@ fn the_tunnels_table_shows_clipped_pods_and_further_addresses_on_hover() {
         "hovering +1 lists the second port's address"
     );
 }
+
+/// Closing the window while tunnels forward and no tray shows Ferry asks first: keeping them
+/// closes the window only, quitting asks the instance to quit, cancelling keeps the window.
+#[test]
+fn closing_with_running_tunnels_and_no_tray_asks_what_to_do() {
+    let close = |h: &mut Harness<'_, FerryApp>| {
+        h.input_mut()
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .events
+            .push(egui::ViewportEvent::Close);
+        h.run_steps(3);
+    };
+    let (mut h, mut requests) = window(0, Tab::Tunnels);
+    assert!(
+        h.state()
+            .model()
+            .tunnels
+            .iter()
+            .any(|t| t.status.is_running()),
+        "the fixture has running tunnels"
+    );
+    close(&mut h);
+    assert!(
+        h.query_by_label("Keep forwarding?").is_some(),
+        "the question is asked"
+    );
+    click(&mut h, "Cancel");
+    assert!(h.query_by_label("Keep forwarding?").is_none());
+    assert!(!sent(&mut requests).contains(&Request::Quit));
+
+    close(&mut h);
+    click(&mut h, "Quit Ferry");
+    assert!(
+        sent(&mut requests).contains(&Request::Quit),
+        "quitting asks the instance"
+    );
+
+    let (mut h, mut requests) = window(0, Tab::Tunnels);
+    close(&mut h);
+    click(&mut h, "Keep forwarding in the background");
+    assert!(h.query_by_label("Keep forwarding?").is_none());
+    assert!(
+        !sent(&mut requests).contains(&Request::Quit),
+        "the tunnels keep running"
+    );
+}

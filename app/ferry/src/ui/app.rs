@@ -13,6 +13,7 @@ use super::forward_dialog::{self, DialogRequest, ForwardDialog, PortCheck};
 use super::model::{Model, SourceState};
 use super::profiles::ProfilesWindow;
 use super::runtime::{Notice, Request, Runtime};
+use super::settings::{OnClose, SettingsWindow};
 use super::sidebar::SidebarState;
 use super::table::TableState;
 use super::theme::{self, Tone};
@@ -54,6 +55,11 @@ pub struct FerryApp {
     starting_demo: bool,
     focus_filter: bool,
     title: String,
+    settings: SettingsWindow,
+    /// Set while the close question is shown: how many tunnels forward.
+    close_question: Option<usize>,
+    /// The user answered the close question: let the close through.
+    close_allowed: bool,
 }
 
 impl FerryApp {
@@ -92,6 +98,9 @@ impl FerryApp {
             starting_demo: false,
             focus_filter: false,
             title: String::new(),
+            settings: SettingsWindow::default(),
+            close_question: None,
+            close_allowed: false,
         }
     }
 
@@ -194,6 +203,17 @@ impl FerryApp {
             }
             Command::DismissToast(id) => self.toasts.dismiss(id),
             Command::Quit => self.runtime.send(Request::Quit),
+            Command::ShowSettings(open) => self.settings.open = open,
+            Command::SaveSettings(settings) => self.runtime.send(Request::SaveSettings(settings)),
+            Command::CloseWindow { keep_running } => {
+                self.close_question = None;
+                self.close_allowed = true;
+                if !keep_running {
+                    self.runtime.send(Request::Quit);
+                }
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Command::CancelClose => self.close_question = None,
         }
     }
 
@@ -304,6 +324,30 @@ impl FerryApp {
         }
     }
 
+    /// The window's close button (or the window manager) asked to close.
+    fn close_requested(&mut self, ctx: &egui::Context) {
+        let serving = self
+            .model
+            .tunnels
+            .iter()
+            .filter(|t| t.status.is_running())
+            .count();
+        let decision = super::settings::on_close(
+            &self.model.settings,
+            serving,
+            self.runtime.tray_shown(),
+            self.runtime.closing_by_request(),
+        );
+        match decision {
+            OnClose::Close => {}
+            OnClose::Quit => self.runtime.send(Request::Quit),
+            OnClose::Ask => {
+                ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+                self.close_question = Some(serving);
+            }
+        }
+    }
+
     fn shortcuts(&mut self, ctx: &egui::Context, out: &mut Vec<Command>) {
         self.focus_filter = ctx
             .input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::F)));
@@ -389,6 +433,9 @@ impl FerryApp {
                 {
                     out.push(Command::Quit);
                 }
+                if ui.button("Settings").clicked() {
+                    out.push(Command::ShowSettings(!self.settings.open));
+                }
                 if ui
                     .button(format!("{} Profiles", theme::icon::PROFILE))
                     .clicked()
@@ -445,6 +492,10 @@ impl FerryApp {
     }
 
     fn dialogs(&mut self, ctx: &egui::Context, out: &mut Vec<Command>) {
+        super::settings::show(ctx, &self.model, &mut self.settings, out);
+        if let Some(serving) = self.close_question {
+            super::settings::close_question(ctx, serving, out);
+        }
         if let Some(dialog) = &mut self.forward {
             let names: Vec<String> = self
                 .model
@@ -477,6 +528,8 @@ impl eframe::App for FerryApp {
         // was still being made, with no window yet to close.
         if self.runtime.instance_quitting() {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        } else if ctx.input(|i| i.viewport().close_requested()) && !self.close_allowed {
+            self.close_requested(ctx);
         }
         self.receive();
         self.update_title(ctx);

@@ -35,6 +35,8 @@ struct Backend {
     catalog_task: Option<JoinHandle<()>>,
     profiles: mpsc::UnboundedSender<ProfileJob>,
     tasks: Vec<JoinHandle<()>>,
+    /// The settings file (beside the profiles).
+    settings: Option<PathBuf>,
 }
 
 /// Work for the profile task (one at a time, in order; off the request loop).
@@ -101,6 +103,10 @@ pub async fn run(
 ) {
     let shared = Shared::default();
     let (profiles, jobs) = mpsc::unbounded_channel();
+    let settings = match &profiles_dir {
+        Some(dir) => Some(dir.join(ferry_core::settings::FILE_NAME)),
+        None => ferry_core::settings::default_path().ok(),
+    };
     let mut backend = Backend {
         instance: instance.clone(),
         publisher: publisher.clone(),
@@ -109,7 +115,9 @@ pub async fn run(
         catalog_task: None,
         profiles,
         tasks: Vec::new(),
+        settings,
     };
+    backend.load_settings().await;
     backend.tasks.push(tokio::spawn(profile_jobs(
         profiles_dir,
         publisher.clone(),
@@ -283,8 +291,59 @@ impl Backend {
                 }
             }
             Request::Quit => self.instance.quit(),
+            Request::SaveSettings(settings) => self.save_settings(settings).await,
             other => self.profile_job(ProfileJob::Request(other)),
         }
+    }
+
+    async fn load_settings(&self) {
+        let Some(path) = self.settings.clone() else {
+            return;
+        };
+        let loaded = tokio::task::spawn_blocking(move || ferry_core::settings::load(&path)).await;
+        let (settings, problem) = match loaded {
+            Ok(Ok(settings)) => (settings, None),
+            Ok(Err(e)) => (Default::default(), Some(e.to_string())),
+            Err(e) => (Default::default(), Some(e.to_string())),
+        };
+        self.publisher.update(|m| {
+            m.settings = settings;
+            m.settings_problem = problem;
+        });
+    }
+
+    /// Saves the settings and applies what they change outside Ferry (launch at login).
+    async fn save_settings(&self, settings: ferry_core::settings::Settings) {
+        let Some(path) = self.settings.clone() else {
+            self.publisher.event(
+                Tone::Bad,
+                "Settings cannot be saved: no config folder is known.",
+            );
+            return;
+        };
+        let login = settings.launch_at_login;
+        let saved = tokio::task::spawn_blocking(move || {
+            ferry_core::settings::save(&path, &settings)?;
+            #[cfg(target_os = "linux")]
+            if let (Some(dir), Ok(exe)) = (crate::autostart::default_dir(), std::env::current_exe())
+            {
+                crate::autostart::apply(&dir, login, &exe).map_err(|source| {
+                    ferry_core::settings::SettingsError::Write {
+                        path: dir.join(crate::autostart::FILE_NAME),
+                        source,
+                    }
+                })?;
+            }
+            let _ = login;
+            Ok::<(), ferry_core::settings::SettingsError>(())
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.publisher.event(Tone::Bad, e.to_string()),
+            Err(e) => self.publisher.event(Tone::Bad, e.to_string()),
+        }
+        self.load_settings().await;
     }
 
     fn profile_job(&self, job: ProfileJob) {

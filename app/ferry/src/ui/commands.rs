@@ -97,5 +97,13 @@ pub enum Command {
     StartDemo,
     /// Stop every tunnel and end Ferry (not only the window).
     Quit,
+    ShowSettings(bool),
+    SaveSettings(ferry_core::settings::Settings),
+    /// The answer to the close question: close the window, keeping the tunnels or not.
+    CloseWindow {
+        keep_running: bool,
+    },
+    /// The close question was cancelled: the window stays.
+    CancelClose,
     DismissToast(u64),
 }

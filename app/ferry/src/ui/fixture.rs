@@ -462,5 +462,7 @@ pub fn model(extra_pods: usize) -> Model {
             path: None,
             has_backup: false,
         }),
+        settings: Default::default(),
+        settings_problem: None,
     }
 }

@@ -18,6 +18,7 @@ mod profile_ops;
 pub mod profiles;
 pub mod runtime;
 pub mod services;
+pub mod settings;
 pub mod sidebar;
 pub mod table;
 pub mod theme;

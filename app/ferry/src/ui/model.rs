@@ -30,6 +30,10 @@ pub struct Model {
     /// Bumped whenever any tunnel row changes.
     pub tunnels_version: u64,
     pub profiles: Arc<Profiles>,
+    /// The app's settings as last read (defaults until then).
+    pub settings: ferry_core::settings::Settings,
+    /// Why the settings file could not be read or written, if so.
+    pub settings_problem: Option<String>,
 }
 
 /// Where the kubeconfig came from, as the welcome screen and the title need it.

@@ -89,6 +89,7 @@ pub enum Request {
     StartDemo,
     /// End the instance: every tunnel stops and the window closes.
     Quit,
+    SaveSettings(ferry_core::settings::Settings),
 }
 
 /// One-shot news from the runtime, drained by the UI once per frame.
@@ -128,6 +129,8 @@ pub struct Runtime {
     ends: Ends,
     /// The attached instance's quit signal.
     quitting: Option<tokio_util::sync::CancellationToken>,
+    /// The host, for what closing the window should do (tray shown, asked by a client).
+    host: Option<Arc<crate::host::Host>>,
 }
 
 /// What [`Runtime::shutdown`] waits for.
@@ -229,11 +232,12 @@ impl Runtime {
             notices,
             ends: Ends::Thread(thread),
             quitting: None,
+            host: None,
         })
     }
 
     /// A window on the host's instance: its tunnels outlive the window.
-    pub fn attach(host: &crate::host::Host, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
+    pub fn attach(host: &Arc<crate::host::Host>, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
         let (publisher, model, notices) = Publisher::new(repaint);
         let task = host.runtime.spawn(super::backend::run(
@@ -249,6 +253,7 @@ impl Runtime {
             notices,
             ends: Ends::Task(host.runtime.clone(), task),
             quitting: Some(host.instance.quitting()),
+            host: Some(host.clone()),
         }
     }
 
@@ -265,6 +270,7 @@ impl Runtime {
                 notices,
                 ends: Ends::Nothing,
                 quitting: None,
+                host: None,
             },
             rx,
         )
@@ -273,6 +279,16 @@ impl Runtime {
     /// Whether the host's instance is ending, so the window must close.
     pub fn instance_quitting(&self) -> bool {
         self.quitting.as_ref().is_some_and(|q| q.is_cancelled())
+    }
+
+    /// Whether a tray host shows Ferry (so closing the window leaves it findable).
+    pub fn tray_shown(&self) -> bool {
+        self.host.as_ref().is_some_and(|h| h.tray_shown())
+    }
+
+    /// Whether the window is closing because a client (the tray, the CLI) asked.
+    pub fn closing_by_request(&self) -> bool {
+        self.host.as_ref().is_some_and(|h| h.hiding())
     }
 
     /// The current model (cheap: an `Arc` clone).
