@@ -830,6 +830,22 @@ async fn the_window_is_a_view_that_comes_and_goes_while_the_tunnels_stay() -> Re
         }
         window_visible(false).await?;
         assert_eq!(env.status().await?["instance"]["window_open"], false);
+        if round == 0 {
+            // Ten seconds with the window closed: every request is served.
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut served = 0;
+            while Instant::now() < until {
+                for addr in [web_addr, ad_hoc_addr] {
+                    assert!(
+                        hit_pod(&http_get(addr, "/").await?).is_some(),
+                        "{addr} serves with the window closed"
+                    );
+                    served += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(served >= 20, "only {served} requests in 10 s");
+        }
         for addr in [web_addr, ad_hoc_addr] {
             assert!(
                 hit_pod(&http_get(addr, "/").await?).is_some(),
@@ -927,6 +943,46 @@ impl TestWatcher {
     }
 }
 
+/// The desktop's notification server, played by the test: records (summary, body).
+struct TestNotifications {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl TestNotifications {
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        _actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((summary.to_string(), body.to_string()));
+        seen.len() as u32
+    }
+
+    async fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "ferry-test".into(),
+            "ferry".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    async fn close_notification(&self, _id: u32) {}
+}
+
 /// The session bus of this test run; missing under CI=true is a failure.
 fn session_bus() -> anyhow::Result<bool> {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
@@ -982,6 +1038,17 @@ async fn the_tray_item_shows_the_worst_state_and_its_menu_drives_the_instance() 
             "/StatusNotifierWatcher",
             TestWatcher {
                 items: items.clone(),
+            },
+        )?
+        .build()
+        .await?;
+    let notified = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _notifications = zbus::connection::Builder::session()?
+        .name("org.freedesktop.Notifications")?
+        .serve_at(
+            "/org/freedesktop/Notifications",
+            TestNotifications {
+                seen: notified.clone(),
             },
         )?
         .build()
@@ -1126,6 +1193,36 @@ bind = [\"127.0.0.1\"]
     assert!(
         tooltip.contains("failed") && tooltip.contains("svc/kubia"),
         "{tooltip}"
+    );
+    // The failure is notified once, naming the tunnel and its profile.
+    let (summary, body) = wait_for(
+        "a notification of the failure",
+        Duration::from_secs(15),
+        || {
+            let found = notified
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, body)| body.contains("of profile broken"))
+                .cloned();
+            async move { found }
+        },
+    )
+    .await?;
+    assert_eq!(summary, "Tunnel svc/kubia failed", "{body}");
+    assert!(
+        body.contains(&port.to_string()),
+        "the reason names the port: {body}"
+    );
+    assert_eq!(
+        notified
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body.contains("of profile broken"))
+            .count(),
+        1,
+        "told once"
     );
 
     // Quit from the menu: the daemon ends cleanly and the item leaves the bus.
