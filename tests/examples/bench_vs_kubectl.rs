@@ -177,12 +177,20 @@ async fn run(options: &Options, sim: &Kubesim, scratch: &Path) -> anyhow::Result
         kubectl_binary().context("kubectl (v1.32) is needed: it is what Ferry is compared with")?;
     let ferry = ferry_bin();
     let pod = first_kubia_pod(sim).await?;
-    let direct = sim
-        .primary()
-        .containers
-        .running("default", &pod)
-        .and_then(|p| p.listener(CONTAINER_PORT))
-        .context("the simulated container's own listener")?;
+    // A pod reports Running a moment before its container's server listens.
+    let direct = ferry_e2e::wait_for(
+        "the simulated container's own listener",
+        Duration::from_secs(10),
+        || {
+            let found = sim
+                .primary()
+                .containers
+                .running("default", &pod)
+                .and_then(|p| p.listener(CONTAINER_PORT));
+            async move { found }
+        },
+    )
+    .await?;
     let server = sim.server_url("demo").context("the demo cluster's URL")?;
     let server_addr: SocketAddr = server
         .trim_start_matches("https://")

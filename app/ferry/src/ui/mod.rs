@@ -68,7 +68,10 @@ pub fn open_window(host: Arc<crate::host::Host>) -> anyhow::Result<()> {
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
-            .with_app_id("ferry")
+            // The desktop file's name: Wayland compositors take the window's icon and name
+            // from the desktop file whose basename is the app id, X11 docks match WM_CLASS
+            // against StartupWMClass.
+            .with_app_id("dev.ferry.Ferry")
             .with_inner_size([1280.0, 780.0])
             .with_min_inner_size([760.0, 420.0])
             .with_icon(window_icon()),
