@@ -1053,8 +1053,12 @@ async fn the_tray_item_shows_the_worst_state_and_its_menu_drives_the_instance() 
         )?
         .build()
         .await?;
+    let Some(x) = ferry_e2e::xvfb::Xvfb::start()? else {
+        return Ok(());
+    };
     let cluster = cluster().await?;
-    let env = Env::new(&cluster)?;
+    // A daemon in a graphical session: no window until the tray's Show asks for one.
+    let env = Env::new(&cluster)?.with_display(x.display());
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();
     env.write_profiles(&format!(
@@ -1171,6 +1175,44 @@ bind = [\"127.0.0.1\"]
     })
     .await?;
     assert!(checked.1.starts_with("web (1/1)"));
+
+    // The tray's Show opens the window (the daemon had none); Hide closes it; the tunnel
+    // serves throughout.
+    let web_addr = local_v4(&web).expect("IPv4");
+    let window = |want: bool| {
+        let x = &x;
+        wait_for(
+            if want {
+                "the window to show"
+            } else {
+                "the window to close"
+            },
+            Duration::from_secs(20),
+            move || {
+                let seen = x.visible_windows("^Ferry").map(|w| !w.is_empty());
+                async move { seen.ok().filter(|seen| *seen == want) }
+            },
+        )
+    };
+    assert!(x.visible_windows("^Ferry")?.is_empty(), "no window yet");
+    for _ in 0..2 {
+        click(id_of(&entries().await?, "Show window")?).await?;
+        window(true).await?;
+        assert!(hit_pod(&http_get(web_addr, "/").await?).is_some());
+        let hide = wait_for("the menu to offer Hide", Duration::from_secs(10), || {
+            let entries = entries();
+            async move { id_of(&entries.await.ok()?, "Hide window").ok() }
+        })
+        .await?;
+        click(hide).await?;
+        window(false).await?;
+        assert!(hit_pod(&http_get(web_addr, "/").await?).is_some());
+        wait_for("the menu to offer Show", Duration::from_secs(10), || {
+            let entries = entries();
+            async move { id_of(&entries.await.ok()?, "Show window").ok() }
+        })
+        .await?;
+    }
 
     // A failing profile turns the icon into the failure shape and asks for attention.
     click(id_of(&entries().await?, "broken (")?).await?;
