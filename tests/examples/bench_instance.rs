@@ -225,9 +225,7 @@ struct UserEnv {
 impl UserEnv {
     fn new(kubeconfig: &Path, display: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("ferry-bench-").tempdir()?;
-        for sub in ["home", "run", "state", "cache", "config"] {
-            std::fs::create_dir_all(dir.path().join(sub))?;
-        }
+        ferry_e2e::user_env::create(dir.path())?;
         Ok(Self {
             dir,
             kubeconfig: kubeconfig.to_path_buf(),
@@ -240,21 +238,14 @@ impl UserEnv {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(ferry_bin());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env("FERRY_CONFIG_DIR", self.path("config"))
-            .env("KUBECONFIG", &self.kubeconfig)
-            .envs(self.display.iter().map(|d| ("DISPLAY", d)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = ferry_e2e::user_env::command(
+            self.dir.path(),
+            &self.kubeconfig,
+            self.display.as_deref(),
+            &ferry_bin(),
+            args,
+        );
+        cmd.stdout(Stdio::null());
         cmd
     }
 

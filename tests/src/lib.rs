@@ -21,6 +21,7 @@ pub mod delay_proxy;
 pub mod kubectl_forward;
 pub mod streams;
 pub mod tunnels;
+pub mod user_env;
 pub mod xvfb;
 
 /// How long a single kubectl invocation may take before the test fails.

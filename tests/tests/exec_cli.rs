@@ -4,35 +4,18 @@
 //!
 //! The `ferry` binary must be built (`cargo build -p ferry`).
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use ferry_e2e::streams::{create_running_pod, test_pod};
-use ferry_e2e::{Kubectl, Output, TestCluster, start_empty};
+use ferry_e2e::{Kubectl, Output, TestCluster, ferry_bin, start_empty};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::DeleteParams;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const RUN: Duration = Duration::from_secs(60);
-
-/// `target/<profile>/ferry`, next to this test's own `deps/` directory.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("ferry"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p ferry`",
-        bin.display()
-    );
-    bin
-}
 
 async fn setup(two_containers: bool) -> anyhow::Result<(TestCluster, Kubectl)> {
     let tc = start_empty().await?;

@@ -37,9 +37,7 @@ struct Env {
 impl Env {
     fn new(cluster: &TestCluster) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("ferry-inst-").tempdir()?;
-        for sub in ["home", "run", "state", "cache", "config"] {
-            std::fs::create_dir_all(dir.path().join(sub))?;
-        }
+        ferry_e2e::user_env::create(dir.path())?;
         Ok(Self {
             dir,
             kubeconfig: cluster.kubeconfig().to_path_buf(),
@@ -62,27 +60,13 @@ impl Env {
     }
 
     fn command(&self, bin: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env("FERRY_CONFIG_DIR", self.path("config"))
-            .env("KUBECONFIG", &self.kubeconfig)
-            .envs(self.display.iter().map(|d| ("DISPLAY", d)))
-            // The session bus (tests/run starts a private one): the tray item lives there.
-            .envs(
-                std::env::var_os("DBUS_SESSION_BUS_ADDRESS")
-                    .map(|a| ("DBUS_SESSION_BUS_ADDRESS", a)),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        ferry_e2e::user_env::command(
+            self.dir.path(),
+            &self.kubeconfig,
+            self.display.as_deref(),
+            bin,
+            args,
+        )
     }
 
     /// Runs `ferry ARGS` to completion (60 s at most).
