@@ -53,6 +53,9 @@ pub struct Host {
     open_window: Mutex<Option<egui::Context>>,
     /// Set by [`Request::HideWindow`]: the window is closing, and the instance stays.
     hiding: AtomicBool,
+    /// Set from just before the window is made until it has closed: a Show meanwhile needs no
+    /// new window.
+    window_live: AtomicBool,
     /// Whether a tray host shows Ferry's tray item (set once the tray runs).
     tray_host: std::sync::OnceLock<Arc<AtomicBool>>,
     /// The settings file (closing, notifications, launch at login).
@@ -237,6 +240,7 @@ async fn start(options: HostOptions, log: Option<&LogFile>) -> anyhow::Result<Ho
         source,
         open_window: Mutex::new(None),
         hiding: AtomicBool::new(false),
+        window_live: AtomicBool::new(false),
         tray_host: std::sync::OnceLock::new(),
         settings: ferry_core::settings::default_path()
             .map_err(|e| tracing::warn!("settings: {e}"))
@@ -288,6 +292,9 @@ impl ferry_core::instance::WindowControl for HostWindow {
             ctx.request_repaint();
             return Ok(());
         }
+        if self.host.window_live.load(Ordering::SeqCst) {
+            return Ok(()); // being made right now
+        }
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -336,7 +343,10 @@ fn run_windows(host: &Arc<Host>, options: HostOptions, called: &std_mpsc::Receiv
     let mut show = options.window;
     loop {
         if show && !quitting.is_cancelled() {
-            if let Err(e) = ui::open_window(host.clone()) {
+            host.window_live.store(true, Ordering::SeqCst);
+            let opened = ui::open_window(host.clone());
+            host.window_live.store(false, Ordering::SeqCst);
+            if let Err(e) = opened {
                 tracing::error!("{e:#}");
                 eprintln!("error: {e:#}");
                 if options.window && host.instance.engine().list().is_empty() {
@@ -344,14 +354,21 @@ fn run_windows(host: &Arc<Host>, options: HostOptions, called: &std_mpsc::Receiv
                 }
             }
             ferry_core::instance::release_free_memory();
-            // Show requests that came while it was open were answered by raising it.
+            // While the window was live, Show raised it without queueing anything; a Show
+            // queued now came after it closed (a second launch racing the close): open again.
+            let mut show_again = false;
             while let Ok(call) = called.try_recv() {
-                if matches!(call, Call::Quit) {
-                    return;
+                match call {
+                    Call::Quit => return,
+                    Call::Show => show_again = true,
                 }
             }
             if quitting.is_cancelled() {
                 return;
+            }
+            if show_again {
+                host.hiding.store(false, Ordering::SeqCst);
+                continue;
             }
             let serving = host
                 .instance
