@@ -9,6 +9,7 @@
 pub mod container;
 pub mod error;
 pub mod session;
+pub mod terminal;
 
 pub use container::{ContainerEntry, ContainerKind};
 pub use error::ExecError;
