@@ -24,6 +24,7 @@ use futures::future::BoxFuture;
 
 use crate::clients::ClientPool;
 use crate::engine::{Engine, EngineOptions, Origin};
+use crate::exec::Terminals;
 use crate::profiles::{Profile, ProfileStore};
 use crate::tunnel::{TunnelId, TunnelSnapshot, TunnelState};
 use api::{ApiError, ErrorKind, InstanceInfo, ProfileSummary, Request, Response, Status};
@@ -71,6 +72,7 @@ pub struct Instance {
 struct Inner {
     engine: Engine,
     clients: ClientPool,
+    terminals: Terminals,
     owned: Mutex<Vec<Box<dyn Owned>>>,
     open_store: OpenStore,
     info: Mutex<InstanceInfo>,
@@ -95,6 +97,7 @@ impl Instance {
         Self {
             inner: Arc::new(Inner {
                 engine,
+                terminals: Terminals::new(runtime, parts.clients.clone()),
                 clients: parts.clients,
                 owned: Mutex::new(Vec::new()),
                 open_store: parts.open_store,
@@ -113,6 +116,11 @@ impl Instance {
     /// The instance's clients, one per context (the catalog, logs and exec use these too).
     pub fn clients(&self) -> &ClientPool {
         &self.inner.clients
+    }
+
+    /// The instance's interactive shells: they outlive a hidden window, like tunnels.
+    pub fn terminals(&self) -> &Terminals {
+        &self.inner.terminals
     }
 
     /// Keeps `thing` alive until [`Instance::shutdown`], which stops it after the tunnels.
@@ -173,11 +181,12 @@ impl Instance {
         self.inner.quit.cancel();
     }
 
-    /// Stops every tunnel and closes every listener, then what it [adopted](Self::adopt),
+    /// Closes every terminal, stops every tunnel and closes every listener, then what it [adopted](Self::adopt),
     /// waiting at most `limit` in all.
     pub async fn shutdown(&self, limit: Duration) {
         let owned: Vec<Box<dyn Owned>> =
             std::mem::take(&mut *self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()));
+        self.inner.terminals.close_all();
         let all = async {
             self.inner.engine.shutdown().await;
             for thing in owned {

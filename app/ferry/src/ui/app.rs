@@ -16,6 +16,8 @@ use super::runtime::{Notice, Request, Runtime};
 use super::settings::{OnClose, SettingsWindow};
 use super::sidebar::SidebarState;
 use super::table::TableState;
+use super::terminal::runner::{RunTarget, RunnerAction};
+use super::terminal::{self, Dock};
 use super::theme::{self, Tone};
 use super::toasts::Toasts;
 use super::tunnels::TunnelsState;
@@ -51,7 +53,10 @@ pub struct FerryApp {
     profiles: ProfilesWindow,
     log: EventLog,
     toasts: Toasts,
-    logs: Option<(String, LogState)>,
+    /// The log lines shown: pod, container asked for (`None`: kubectl's default), lines.
+    logs: Option<(String, Option<String>, LogState)>,
+    /// The terminal dock: shells and the one-shot command panel.
+    dock: Dock,
     starting_demo: bool,
     focus_filter: bool,
     title: String,
@@ -95,6 +100,7 @@ impl FerryApp {
             log,
             toasts: Toasts::default(),
             logs: None,
+            dock: Dock::default(),
             starting_demo: false,
             focus_filter: false,
             title: String::new(),
@@ -138,8 +144,10 @@ impl FerryApp {
             }
             Command::SelectTab(tab) => self.tab = tab,
             Command::Select(selection) => {
-                if let Some(Selection::Pod(pod)) = &selection {
-                    self.fetch_logs(pod.clone());
+                if let Some(Selection::Pod(pod)) = &selection
+                    && self.logs.as_ref().is_none_or(|(p, _, _)| p != pod)
+                {
+                    self.fetch_logs(pod.clone(), None);
                 }
                 self.selection = selection;
             }
@@ -191,7 +199,44 @@ impl FerryApp {
             Command::RestoreProfilesBackup => self.runtime.send(Request::RestoreProfilesBackup),
             Command::ShowProfiles(open) => self.profiles.open = open,
             Command::ToggleEventLog => self.log.expanded = !self.log.expanded,
-            Command::FetchLogs { pod } => self.fetch_logs(pod),
+            Command::FetchLogs { pod, container } => self.fetch_logs(pod, container),
+            Command::OpenShell { pod, container } => {
+                if let (Some(context), Some(namespace)) =
+                    (self.context.clone(), self.namespace.clone())
+                {
+                    self.open_shell(ferry_core::exec::ShellTarget {
+                        context,
+                        namespace,
+                        pod,
+                        container,
+                    });
+                }
+            }
+            Command::OpenShellIn(target) => self.open_shell(target),
+            Command::CloseTerminal(id) => self.runtime.send(Request::CloseTerminal(id)),
+            Command::OpenRunner { pod, container } => {
+                if let (Some(context), Some(namespace)) =
+                    (self.context.clone(), self.namespace.clone())
+                {
+                    let containers = self
+                        .model
+                        .objects
+                        .pods
+                        .iter()
+                        .find(|p| p.name == pod)
+                        .map(|p| ferry_core::exec::container::containers(&p.pod))
+                        .unwrap_or_default();
+                    self.dock.runner.open(RunTarget {
+                        context,
+                        namespace,
+                        pod,
+                        containers,
+                        container,
+                    });
+                    self.dock.show_runner();
+                }
+            }
+            Command::ShowTerminals(shown) => self.dock.shown = shown,
             Command::OpenUrl(url) => ctx.open_url(egui::OpenUrl::new_tab(url)),
             Command::CopyText(text) => {
                 self.log.push(Tone::Quiet, format!("Copied {text}"));
@@ -217,17 +262,59 @@ impl FerryApp {
         }
     }
 
-    fn fetch_logs(&mut self, pod: String) {
+    fn fetch_logs(&mut self, pod: String, container: Option<String>) {
         let (Some(context), Some(namespace)) = (self.context.clone(), self.namespace.clone())
         else {
             return;
         };
-        self.logs = Some((pod.clone(), LogState::Loading));
+        self.logs = Some((pod.clone(), container.clone(), LogState::Loading));
         self.runtime.send(Request::Logs {
             context,
             namespace,
             pod,
+            container,
         });
+    }
+
+    /// Asks the instance for a shell; its tab comes to the front when it shows up.
+    fn open_shell(&mut self, target: ferry_core::exec::ShellTarget) {
+        self.dock.shown = true;
+        // A first guess; the widget sends the real size on its first frame.
+        let size = ferry_core::exec::TermSize {
+            cols: 120,
+            rows: 30,
+        };
+        self.runtime.send(Request::OpenShell { target, size });
+    }
+
+    /// Turns the command panel's wishes into runtime requests.
+    fn runner_actions(&mut self, actions: Vec<RunnerAction>) {
+        for action in actions {
+            match action {
+                RunnerAction::Run { id, target, argv } => self.runtime.send(Request::RunCommand {
+                    run: id,
+                    request: ferry_core::exec::ExecRequest {
+                        context: target.context,
+                        namespace: target.namespace,
+                        pod: target.pod,
+                        container: target.container,
+                        command: ferry_core::exec::Command::Argv(argv),
+                        stdin: false,
+                        tty: false,
+                        size: None,
+                    },
+                }),
+                RunnerAction::Cancel(id) => self.runtime.send(Request::CancelRun(id)),
+                RunnerAction::Save { file_name, bytes } => {
+                    self.runtime.send(Request::SaveOutput { file_name, bytes })
+                }
+            }
+        }
+    }
+
+    /// The terminal dock (tests read grids through it).
+    pub fn dock(&self) -> &Dock {
+        &self.dock
     }
 
     /// Takes in what the runtime reported since the last frame.
@@ -260,13 +347,28 @@ impl FerryApp {
                         p.local = port.to_string();
                     }
                 }
-                Notice::Logs { pod, lines } => {
+                Notice::Logs {
+                    pod,
+                    container,
+                    lines,
+                } => {
                     let state = match lines {
                         Ok(lines) => LogState::Lines(lines),
                         Err(e) => LogState::Failed(e),
                     };
-                    self.logs = Some((pod, state));
+                    // Only the answer to the latest question is shown.
+                    if self
+                        .logs
+                        .as_ref()
+                        .is_some_and(|(p, c, _)| *p == pod && *c == container)
+                    {
+                        self.logs = Some((pod, container, state));
+                    }
                 }
+                Notice::RunOutput { run, stderr, data } => {
+                    self.dock.runner.output(run, stderr, &data)
+                }
+                Notice::RunEnded { run, result, took } => self.dock.runner.ended(run, result, took),
                 Notice::Scope { context, namespace } => {
                     if self.context.as_deref() == Some(context.as_str()) {
                         self.namespace = Some(namespace);
@@ -280,6 +382,7 @@ impl FerryApp {
         ) {
             self.starting_demo = false;
         }
+        self.dock.sync(&self.model.terminals);
         self.choose_initial_scope();
     }
 
@@ -349,6 +452,11 @@ impl FerryApp {
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context, out: &mut Vec<Command>) {
+        // Keys typed into a terminal belong to the program in it.
+        if self.dock.terminal_focused {
+            self.focus_filter = false;
+            return;
+        }
         self.focus_filter = ctx
             .input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::F)));
         if ctx.input_mut(|i| i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Q)))
@@ -379,6 +487,20 @@ impl FerryApp {
                     .inner_margin(egui::Margin::symmetric(theme::PANEL_MARGIN, 4)),
             )
             .show(ui, |ui| event_log::show(ui, &self.log, out));
+        if self.dock.shown && self.dock.has_tabs(&model.terminals) {
+            let actions = egui::Panel::bottom("terminals")
+                .resizable(true)
+                .default_size(320.0)
+                .size_range(120.0..=1200.0)
+                .frame(frame)
+                .show(ui, |ui| {
+                    terminal::show(ui, &mut self.dock, &model.terminals, out)
+                })
+                .inner;
+            self.runner_actions(actions);
+        } else {
+            self.dock.terminal_focused = false;
+        }
         egui::Panel::left("sidebar")
             .resizable(true)
             .default_size(210.0)
@@ -432,6 +554,19 @@ impl FerryApp {
                     .clicked()
                 {
                     out.push(Command::Quit);
+                }
+                if !self.dock.shown
+                    && self.dock.has_tabs(&model.terminals)
+                    && ui
+                        .button(format!(
+                            "{} Terminals {}",
+                            theme::icon::SHELL,
+                            model.terminals.len()
+                        ))
+                        .on_hover_text("Show the shells and the command panel")
+                        .clicked()
+                {
+                    out.push(Command::ShowTerminals(true));
                 }
                 if ui.button("Settings").clicked() {
                     out.push(Command::ShowSettings(!self.settings.open));

@@ -5,6 +5,7 @@
 //! time (a port scan, a pod's logs, a file dialog) run in tasks of their own, so nothing holds
 //! up a Stop. Nothing here runs on the UI thread, and closing the window ends only this.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ struct Backend {
     tasks: Vec<JoinHandle<()>>,
     /// The settings file (beside the profiles).
     settings: Option<PathBuf>,
+    /// One-shot commands that run, by the UI's run id (so Stop can end one).
+    runs: HashMap<u64, JoinHandle<()>>,
 }
 
 /// Work for the profile task (one at a time, in order; off the request loop).
@@ -116,6 +119,7 @@ pub async fn run(
         profiles,
         tasks: Vec::new(),
         settings,
+        runs: HashMap::new(),
     };
     backend.load_settings().await;
     backend.tasks.push(tokio::spawn(profile_jobs(
@@ -133,6 +137,10 @@ pub async fn run(
     backend
         .tasks
         .push(tokio::spawn(forward_events(engine, publisher.clone())));
+    backend.tasks.push(tokio::spawn(follow_terminals(
+        instance.terminals().clone(),
+        publisher.clone(),
+    )));
     backend.tasks.push(tokio::spawn(follow_contexts(
         instance.clients().clone(),
         publisher.clone(),
@@ -267,13 +275,44 @@ impl Backend {
                 context,
                 namespace,
                 pod,
+                container,
             } => {
                 let pool = self.instance.clients().clone();
                 let publisher = self.publisher.clone();
                 self.spawn(async move {
-                    let lines = recent_logs(&pool, &context, &namespace, &pod).await;
-                    publisher.notice(Notice::Logs { pod, lines });
+                    let lines =
+                        recent_logs(&pool, &context, &namespace, &pod, container.as_deref()).await;
+                    publisher.notice(Notice::Logs {
+                        pod,
+                        container,
+                        lines,
+                    });
                 });
+            }
+            Request::OpenShell { target, size } => {
+                self.instance.terminals().open(target, size);
+            }
+            Request::CloseTerminal(id) => self.instance.terminals().close(id),
+            Request::RunCommand { run, request } => {
+                let pool = self.instance.clients().clone();
+                let publisher = self.publisher.clone();
+                let task = tokio::spawn(run_command(pool, publisher, run, request));
+                self.runs.retain(|_, t| !t.is_finished());
+                self.runs.insert(run, task);
+            }
+            Request::CancelRun(run) => {
+                if let Some(task) = self.runs.remove(&run) {
+                    task.abort();
+                    self.publisher.notice(Notice::RunEnded {
+                        run,
+                        result: Err("stopped before it finished".into()),
+                        took: Duration::ZERO,
+                    });
+                }
+            }
+            Request::SaveOutput { file_name, bytes } => {
+                let publisher = self.publisher.clone();
+                self.spawn(save_output(publisher, file_name, bytes));
             }
             Request::StartDemo => {
                 if !matches!(self.source, SourceState::Demo { .. }) {
@@ -408,6 +447,9 @@ impl Backend {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        for (_, task) in self.runs.drain() {
+            task.abort();
+        }
     }
 }
 
@@ -513,24 +555,122 @@ async fn forward_events(engine: Engine, publisher: Publisher) {
     }
 }
 
-/// The last 50 log lines of a pod's first container.
+/// The instance's shells, published when one opens or closes; the window is woken whenever
+/// one of them has a new grid (the views read the grids themselves, through their handles).
+async fn follow_terminals(terminals: ferry_core::exec::Terminals, publisher: Publisher) {
+    let mut changes = terminals.changes();
+    let mut shown: Vec<ferry_core::exec::TerminalId> = Vec::new();
+    let repaint = publisher.repaint();
+    loop {
+        let list = terminals.list();
+        let ids: Vec<_> = list.iter().map(|t| t.id).collect();
+        if ids != shown {
+            shown = ids;
+            publisher.update(|m| m.terminals = list);
+        } else {
+            repaint();
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one command for the command panel, passing its output and end back as notices.
+async fn run_command(
+    pool: ClientPool,
+    publisher: Publisher,
+    run: u64,
+    request: ferry_core::exec::ExecRequest,
+) {
+    use ferry_core::exec::{Outcome, Output};
+    let started = std::time::Instant::now();
+    let result = match ferry_core::exec::open(&pool, request).await {
+        Err(e) => Err(e.to_string()),
+        Ok(mut session) => {
+            while let Some(chunk) = session.output.recv().await {
+                let (stderr, data) = match chunk {
+                    Output::Stdout(b) => (false, b),
+                    Output::Stderr(b) => (true, b),
+                };
+                publisher.notice(Notice::RunOutput { run, stderr, data });
+            }
+            match session.wait().await {
+                Outcome::Exited(code) => Ok(code),
+                Outcome::Failed(e) => Err(e.to_string()),
+            }
+        }
+    };
+    publisher.notice(Notice::RunEnded {
+        run,
+        result,
+        took: started.elapsed(),
+    });
+}
+
+/// Asks where to save a command's output (off the UI thread), then writes it.
+async fn save_output(publisher: Publisher, file_name: String, bytes: Arc<Vec<u8>>) {
+    let picked = rfd::AsyncFileDialog::new()
+        .set_title("Save the command's output")
+        .set_file_name(&file_name)
+        .save_file()
+        .await;
+    let Some(file) = picked else { return };
+    let path = file.path().to_path_buf();
+    match tokio::fs::write(&path, bytes.as_slice()).await {
+        Ok(()) => publisher.event(
+            Tone::Good,
+            format!(
+                "Saved {} bytes of output to {}",
+                bytes.len(),
+                path.display()
+            ),
+        ),
+        Err(e) => publisher.event(Tone::Bad, format!("Cannot write {}: {e}", path.display())),
+    }
+}
+
+/// The last 50 log lines of a pod's container: the one asked for, else the one kubectl would
+/// pick (its default-container annotation, else the first). Errors are sentences.
 async fn recent_logs(
     pool: &ClientPool,
     context: &str,
     namespace: &str,
     pod: &str,
+    container: Option<&str>,
 ) -> Result<Vec<String>, String> {
+    use ferry_core::errors::{Access, ClusterError};
     use k8s_openapi::api::core::v1::Pod;
     let client = pool.client(context).await.map_err(|e| e.to_string())?;
+    let url = pool.server_url(context);
     let api: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
+    let access = Access::new("get", "pods/log", Some(namespace)).named(pod);
+    let spec = tokio::time::timeout(Duration::from_secs(10), api.get(pod))
+        .await
+        .map_err(|_| format!("pod {pod} could not be read within 10 s"))?
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 404 => {
+                format!("pod {pod} no longer exists in namespace {namespace}")
+            }
+            _ => ClusterError::from_kube(context, &url, &access, &e).to_string(),
+        })?;
+    let chosen =
+        ferry_core::exec::container::choose(&spec, container).map_err(|e| e.to_string())?;
     let params = kube::api::LogParams {
         tail_lines: Some(50),
+        container: Some(chosen.container.name.clone()),
         ..Default::default()
     };
     let text = tokio::time::timeout(Duration::from_secs(10), api.logs(pod, &params))
         .await
         .map_err(|_| format!("the logs of {pod} did not arrive within 10 s"))?
-        .map_err(|e| format!("cannot read the logs of {pod}: {e}"))?;
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 400 => format!(
+                "container {} of pod {pod} has no logs yet: {}",
+                chosen.container.name, s.message
+            ),
+            _ => ClusterError::from_kube(context, &url, &access, &e).to_string(),
+        })?;
     Ok(text.lines().map(str::to_string).collect())
 }
 

@@ -87,10 +87,29 @@ pub enum Command {
     RestoreProfilesBackup,
     ShowProfiles(bool),
     ToggleEventLog,
-    /// Ask for the recent log lines of a pod (shown in its details).
+    /// Ask for the recent log lines of a pod's container (shown in its details); `None` is
+    /// the container kubectl would pick.
     FetchLogs {
         pod: String,
+        container: Option<String>,
     },
+    /// Open a shell in a pod's container (a new tab in the terminal dock).
+    OpenShell {
+        pod: String,
+        container: Option<String>,
+    },
+    /// Open a shell in a pod of another scope (a tunnel's pod, in the tunnel's context and
+    /// namespace).
+    OpenShellIn(ferry_core::exec::ShellTarget),
+    /// Close a shell's tab; its session ends.
+    CloseTerminal(ferry_core::exec::TerminalId),
+    /// Point the one-shot command panel at a pod's container.
+    OpenRunner {
+        pod: String,
+        container: Option<String>,
+    },
+    /// Show or hide the terminal dock.
+    ShowTerminals(bool),
     OpenUrl(String),
     CopyText(String),
     /// Start the built-in demo cluster (from the welcome screen).

@@ -464,5 +464,6 @@ pub fn model(extra_pods: usize) -> Model {
         }),
         settings: Default::default(),
         settings_problem: None,
+        terminals: Vec::new(),
     }
 }

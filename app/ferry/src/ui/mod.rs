@@ -21,6 +21,7 @@ pub mod services;
 pub mod settings;
 pub mod sidebar;
 pub mod table;
+pub mod terminal;
 pub mod theme;
 pub mod toasts;
 pub mod tunnels;

@@ -34,6 +34,8 @@ pub struct Model {
     pub settings: ferry_core::settings::Settings,
     /// Why the settings file could not be read or written, if so.
     pub settings_problem: Option<String>,
+    /// The instance's open shells, oldest first (each handle reads its latest grid).
+    pub terminals: Vec<ferry_core::exec::TerminalHandle>,
 }
 
 /// Where the kubeconfig came from, as the welcome screen and the title need it.

@@ -201,6 +201,21 @@ pub fn show(
                             });
                         }
                         if ui
+                            .button(format!("{} Open shell", theme::icon::SHELL))
+                            .clicked()
+                        {
+                            out.push(Command::OpenShell {
+                                pod: p.name.clone(),
+                                container: None,
+                            });
+                        }
+                        if ui.button("Run command…").clicked() {
+                            out.push(Command::OpenRunner {
+                                pod: p.name.clone(),
+                                container: None,
+                            });
+                        }
+                        if ui
                             .button(format!("{} Copy name", theme::icon::COPY))
                             .clicked()
                         {

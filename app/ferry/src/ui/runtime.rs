@@ -70,6 +70,24 @@ pub enum Request {
         context: String,
         namespace: String,
         pod: String,
+        container: Option<String>,
+    },
+    /// Open a shell in the instance (it shows up in the model's terminals).
+    OpenShell {
+        target: ferry_core::exec::ShellTarget,
+        size: ferry_core::exec::TermSize,
+    },
+    CloseTerminal(ferry_core::exec::TerminalId),
+    /// Run one command (no stdin, no TTY); its output and end come as notices.
+    RunCommand {
+        run: u64,
+        request: ferry_core::exec::ExecRequest,
+    },
+    CancelRun(u64),
+    /// Ask where to save a command's output, then write it there.
+    SaveOutput {
+        file_name: String,
+        bytes: Arc<Vec<u8>>,
     },
     StartProfile(String),
     StopProfile(String),
@@ -112,7 +130,20 @@ pub enum Notice {
     },
     Logs {
         pod: String,
+        container: Option<String>,
         lines: Result<Vec<String>, String>,
+    },
+    /// Output of a one-shot command.
+    RunOutput {
+        run: u64,
+        stderr: bool,
+        data: bytes::Bytes,
+    },
+    /// A one-shot command ended: its exit code, or why it did not run; and how long it took.
+    RunEnded {
+        run: u64,
+        result: Result<i32, String>,
+        took: std::time::Duration,
     },
     /// The runtime chose the initial context and namespace (kubeconfig current-context).
     Scope {

@@ -28,6 +28,8 @@ pub mod icon {
     pub const FORWARD: &str = "⇄";
     pub const PROFILE: &str = "🗀";
     pub const LINK: &str = "🔗";
+    /// A shell prompt (plain text: every font has it).
+    pub const SHELL: &str = ">_";
 }
 
 /// What a coloured word or dot is saying.

@@ -344,6 +344,19 @@ fn row_actions(ui: &mut Ui, t: &TunnelRow, out: &mut Vec<Command>) {
     {
         out.push(Command::RemoveTunnels(ids));
     }
+    if let Some(pod) = &t.pod
+        && ui
+            .small_button(icon::SHELL)
+            .on_hover_text(format!("Open a shell in {pod}, the pod it forwards to now"))
+            .clicked()
+    {
+        out.push(Command::OpenShellIn(ferry_core::exec::ShellTarget {
+            context: t.spec.context.clone(),
+            namespace: t.spec.namespace.clone(),
+            pod: pod.clone(),
+            container: None,
+        }));
+    }
 }
 
 fn bulk_buttons(

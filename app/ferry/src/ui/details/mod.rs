@@ -23,7 +23,7 @@ pub fn show(
     ui: &mut Ui,
     model: &Model,
     selection: Option<&Selection>,
-    logs: Option<&(String, LogState)>,
+    logs: Option<&(String, Option<String>, LogState)>,
     out: &mut Vec<Command>,
 ) {
     let objects = &model.objects;
@@ -47,7 +47,9 @@ pub fn show(
             }
             Some(Selection::Pod(name)) => match objects.pods.iter().find(|p| &p.name == name) {
                 Some(row) => {
-                    let logs = logs.filter(|(pod, _)| pod == name).map(|(_, l)| l);
+                    let logs = logs
+                        .filter(|(pod, _, _)| pod == name)
+                        .map(|(_, container, l)| (container.as_deref(), l));
                     let demo_kubeconfig = match &model.source {
                         super::model::SourceState::Demo { kubeconfig } => Some(kubeconfig.as_str()),
                         _ => None,

@@ -1,6 +1,7 @@
 //! Pod details: containers with their state, ports, conditions and the last log lines.
 
 use egui::Ui;
+use ferry_core::exec::ContainerEntry;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::LogState;
@@ -8,14 +9,15 @@ use crate::ui::commands::{Command, ForwardTarget};
 use crate::ui::pods::{pod_status, status_tone};
 use crate::ui::theme::{self, Tone, icon};
 
-/// Draws the details of a pod; `logs` are the recent lines if they were fetched for it.
+/// Draws the details of a pod; `logs` are the recent lines of the container asked for
+/// (`None`: kubectl's default) if they were fetched for it.
 ///
 /// `demo_kubeconfig` is set in the demo, where a shell runs as a local process: the shell
 /// section says so.
 pub fn show(
     ui: &mut Ui,
     pod: &Pod,
-    logs: Option<&LogState>,
+    logs: Option<(Option<&str>, &LogState)>,
     demo_kubeconfig: Option<&str>,
     out: &mut Vec<Command>,
 ) {
@@ -114,10 +116,27 @@ pub fn show(
             }
         });
 
-    shell(ui, pod, demo_kubeconfig, out);
+    // One container choice for the shell, the command panel and the logs, made as kubectl
+    // makes it when none is chosen.
+    let entries = ferry_core::exec::container::containers(pod);
+    let asked = logs.and_then(|(c, _)| c).map(str::to_string);
+    let chosen = asked
+        .clone()
+        .or_else(|| entries.iter().find(|e| e.default).map(|e| e.name.clone()))
+        .or_else(|| entries.first().map(|e| e.name.clone()))
+        .unwrap_or_default();
+    shell(
+        ui,
+        pod,
+        &entries,
+        &chosen,
+        asked.as_deref(),
+        demo_kubeconfig,
+        out,
+    );
 
-    theme::section(ui, "Recent log lines");
-    match logs {
+    theme::section(ui, &format!("Recent log lines of {chosen}"));
+    match logs.map(|(_, l)| l) {
         None | Some(LogState::Loading) => {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -147,29 +166,98 @@ pub fn show(
         .small_button(format!("{} Refresh logs", icon::RESTART))
         .clicked()
     {
-        out.push(Command::FetchLogs { pod: name });
+        out.push(Command::FetchLogs {
+            pod: name,
+            container: asked,
+        });
     }
 }
 
-/// The command that opens a shell in the pod, to copy into a terminal; in the demo, with the
-/// note that it runs locally.
-fn shell(ui: &mut Ui, pod: &Pod, demo_kubeconfig: Option<&str>, out: &mut Vec<Command>) {
+/// The container picker (every container, init and ephemeral ones marked, those not running
+/// greyed), "Open shell", "Run command…" and the kubectl line for a terminal of one's own; in
+/// the demo, with the note that shells run locally.
+fn shell(
+    ui: &mut Ui,
+    pod: &Pod,
+    entries: &[ContainerEntry],
+    chosen: &str,
+    asked: Option<&str>,
+    demo_kubeconfig: Option<&str>,
+    out: &mut Vec<Command>,
+) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let namespace = pod
         .metadata
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
+    theme::section(ui, "Shell and commands");
+    if entries.len() > 1 {
+        ui.horizontal(|ui| {
+            ui.label(theme::weak("Container"));
+            egui::ComboBox::from_id_salt(("pod-container", &name))
+                .selected_text(chosen)
+                .show_ui(ui, |ui| {
+                    for e in entries {
+                        let mut label = e.label();
+                        if !e.running {
+                            label.push_str(&format!(" — {}", e.state));
+                        }
+                        if ui
+                            .add(egui::Button::selectable(e.name == chosen, label))
+                            .clicked()
+                            && e.name != chosen
+                        {
+                            out.push(Command::FetchLogs {
+                                pod: name.clone(),
+                                container: Some(e.name.clone()),
+                            });
+                        }
+                    }
+                });
+        });
+    }
+    let running = entries.iter().any(|e| e.name == chosen && e.running);
+    ui.horizontal(|ui| {
+        let shell = ui.add_enabled(
+            running,
+            egui::Button::new(format!("{} Open shell", icon::SHELL)),
+        );
+        let shell = if running {
+            shell.on_hover_text(format!("A terminal in {chosen} (bash, else sh)"))
+        } else {
+            shell.on_disabled_hover_text(format!("Container {chosen} is not running"))
+        };
+        if shell.clicked() {
+            out.push(Command::OpenShell {
+                pod: name.clone(),
+                container: asked.map(str::to_string),
+            });
+        }
+        if ui
+            .add_enabled(running, egui::Button::new("Run command…"))
+            .clicked()
+        {
+            out.push(Command::OpenRunner {
+                pod: name.clone(),
+                container: asked.map(str::to_string),
+            });
+        }
+    });
     let prefix = demo_kubeconfig
         .map(|k| format!("KUBECONFIG={k} "))
         .unwrap_or_default();
-    let command = format!("{prefix}kubectl exec -it -n {namespace} {name} -- sh");
-    theme::section(ui, "Shell");
+    let container = if entries.len() > 1 {
+        format!(" -c {chosen}")
+    } else {
+        String::new()
+    };
+    let command = format!("{prefix}kubectl exec -it -n {namespace} {name}{container} -- sh");
     ui.horizontal(|ui| {
         ui.label(theme::mono(&command).small());
         if ui
             .small_button(icon::COPY)
-            .on_hover_text("Copy the command")
+            .on_hover_text("Copy the command, for a terminal of your own")
             .clicked()
         {
             out.push(Command::CopyText(command.clone()));
