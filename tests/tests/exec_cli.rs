@@ -211,6 +211,8 @@ async fn under_pty(program: &str, tc: &TestCluster, typed: &str) -> anyhow::Resu
         .args(["-qec", &inner, "/dev/null"])
         .env("KUBECONFIG", tc.kubeconfig())
         .env("HOME", tc.dir())
+        // No instance runs there: this compares the in-process session.
+        .env("XDG_RUNTIME_DIR", tc.dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

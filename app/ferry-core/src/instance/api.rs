@@ -14,6 +14,14 @@
 //!    connection. A subscriber that does not read fast enough is disconnected rather than
 //!    buffered without bound.
 //!
+//! 5. [`Request::ExecStart`] opens an exec session bound to the connection: its answer,
+//!    [`Response::ExecStarted`], comes once the command runs; then [`Event::ExecOutput`]s
+//!    carry its output (chunks of at most [`EXEC_CHUNK`] bytes, base64) and one
+//!    [`Event::ExecEnded`] its end. [`Request::ExecInput`]s feed it in order and are *not*
+//!    answered (input is a stream; input for a session that has ended is dropped). Output is
+//!    never dropped: while the client does not read, the instance stops reading the command's
+//!    output. Closing the connection ends its sessions.
+//!
 //! A line that is not valid JSON or names an unknown request gets a [`ServerMessage::Error`]
 //! (with [`ErrorKind::BadRequest`]) and the connection stays open; a line over [`MAX_LINE`]
 //! gets [`ErrorKind::TooLong`] and the connection is closed.
@@ -26,6 +34,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use crate::engine::Origin;
+use crate::exec::{ExecRequest, TermSize};
 use crate::spec::TunnelSpec;
 use crate::tunnel::{TunnelEvent, TunnelId, TunnelSnapshot};
 
@@ -35,6 +44,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The longest line either side accepts (1 MiB). Longer lines close the connection.
 pub const MAX_LINE: usize = 1024 * 1024;
+
+/// The most bytes of exec input or output one line carries (base64 makes it a third more).
+pub const EXEC_CHUNK: usize = 64 * 1024;
 
 /// A line sent by a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +136,62 @@ pub enum Request {
     Subscribe,
     /// Stop every tunnel and end the instance. [`Response::Ok`] is sent first.
     Quit,
+    /// Run a command in a container (`ferry exec`) on the instance's client for the context,
+    /// as session `session` of this connection (a number the client chooses).
+    /// [`Response::ExecStarted`] once it runs, or an error ([`ErrorKind::UnknownContext`]
+    /// when the instance's kubeconfig has no such context).
+    ExecStart { session: u64, request: ExecRequest },
+    /// Stdin, a terminal resize or end of input for session `session`. Not answered.
+    ExecInput { session: u64, input: ExecInput },
+}
+
+/// Input for a remote exec session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ExecInput {
+    /// Bytes for the command's stdin (at most [`EXEC_CHUNK`]).
+    Data {
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+    /// The local terminal changed size.
+    Resize { size: TermSize },
+    /// End of stdin.
+    Eof,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecStream {
+    Stdout,
+    Stderr,
+}
+
+/// How a remote exec session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ExecEnd {
+    /// The command exited with this code.
+    Exited { code: i32 },
+    /// It could not run or the session broke; a sentence saying why.
+    Failed { message: String },
+}
+
+/// Bytes as base64 text in JSON.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The answer to one [`Request`].
@@ -147,6 +215,15 @@ pub enum Response {
     Tunnel(Box<TunnelSnapshot>),
     /// The answer to [`Request::ListProfiles`].
     Profiles { profiles: Vec<ProfileSummary> },
+    /// Exec session `session` runs, in `container`; `defaulted_note` is kubectl's
+    /// "Defaulted container …" line when the container was picked by default.
+    ExecStarted {
+        session: u64,
+        container: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        defaulted_note: Option<String>,
+        tty: bool,
+    },
     /// The request could not be done.
     Error(ApiError),
 }
@@ -159,6 +236,15 @@ pub enum Event {
     Snapshot { tunnels: Vec<TunnelSnapshot> },
     /// Something happened to one tunnel.
     Tunnel(TunnelEvent),
+    /// Output of exec session `session` of this connection (sent without a subscription).
+    ExecOutput {
+        session: u64,
+        stream: ExecStream,
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+    /// Exec session `session` ended; no more output follows.
+    ExecEnded { session: u64, end: ExecEnd },
 }
 
 /// Facts about the running instance, for `ferry status` and for a client deciding whether it
@@ -233,6 +319,8 @@ pub enum ErrorKind {
     TooLong,
     UnknownProfile,
     UnknownTunnel,
+    /// The instance's kubeconfig (and its in-app clusters) have no such context.
+    UnknownContext,
     /// This instance cannot do that (e.g. show a window when it has none).
     Unsupported,
     /// The request was understood but could not be done (profile file unreadable, …).
@@ -280,6 +368,43 @@ mod tests {
         let back: ServerMessage =
             serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();
         assert_eq!(back, err);
+    }
+
+    #[test]
+    fn exec_messages_carry_bytes_as_base64() {
+        let input = Request::ExecInput {
+            session: 2,
+            input: ExecInput::Data {
+                data: b"hi\n".to_vec(),
+            },
+        };
+        let line = serde_json::to_string(&input).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"exec-input","session":2,"input":{"kind":"data","data":"aGkK"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), input);
+        let output = Event::ExecOutput {
+            session: 2,
+            stream: ExecStream::Stderr,
+            data: vec![0, 255, 10],
+        };
+        let back: Event = serde_json::from_str(&serde_json::to_string(&output).unwrap()).unwrap();
+        assert_eq!(back, output);
+        // A full chunk stays well under the line limit.
+        let full = Event::ExecOutput {
+            session: u64::MAX,
+            stream: ExecStream::Stdout,
+            data: vec![0xff; EXEC_CHUNK],
+        };
+        let line = serde_json::to_vec(&ServerMessage::Event(full)).unwrap();
+        assert!(line.len() < MAX_LINE, "{}", line.len());
+        assert!(
+            serde_json::from_str::<Request>(
+                r#"{"type":"exec-input","session":1,"input":{"kind":"data","data":"not base64!"}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -12,10 +12,11 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 
 use super::api::{
-    ApiError, ClientMessage, Event, InstanceInfo, MAX_LINE, PROTOCOL_VERSION, Request, Response,
-    ServerMessage,
+    ApiError, ClientMessage, Event, ExecEnd, ExecInput, ExecStream, InstanceInfo, MAX_LINE,
+    PROTOCOL_VERSION, Request, Response, ServerMessage,
 };
 use super::paths::{self, Flavor, PathError};
+use crate::exec::ExecRequest;
 
 /// Why talking to the instance failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,21 +133,7 @@ impl Client {
     }
 
     async fn read(&mut self) -> Result<ServerMessage, ClientError> {
-        match self.lines.next().await {
-            None => Err(ClientError::Closed),
-            Some(Err(tokio_util::codec::AnyDelimiterCodecError::Io(e)))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-                ) =>
-            {
-                Err(ClientError::Closed)
-            }
-            Some(Err(e)) => Err(ClientError::Protocol(e.to_string())),
-            Some(Ok(line)) => {
-                serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))
-            }
-        }
+        read_line(&mut self.lines).await
     }
 
     /// Sends `request` and waits for its answer (events arriving meanwhile are kept for
@@ -184,6 +171,176 @@ impl Client {
                 ServerMessage::Error { error, .. } => return Err(ClientError::Refused(error)),
                 _ => {}
             }
+        }
+    }
+}
+
+impl Client {
+    /// Runs a command on the instance ([`Request::ExecStart`]); the connection then belongs to
+    /// the session. `Ok(Err(e))` when the instance could not start it (e.g.
+    /// [`ErrorKind::UnknownContext`](super::api::ErrorKind::UnknownContext)).
+    pub async fn exec(
+        mut self,
+        request: ExecRequest,
+    ) -> Result<Result<RemoteExec, ApiError>, ClientError> {
+        const SESSION: u64 = 1;
+        let started = match self
+            .request(Request::ExecStart {
+                session: SESSION,
+                request,
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(ClientError::Refused(e)) => return Ok(Err(e)),
+            Err(e) => return Err(e),
+        };
+        let (container, defaulted_note, tty) = match started {
+            Response::ExecStarted {
+                container,
+                defaulted_note,
+                tty,
+                ..
+            } => (container, defaulted_note, tty),
+            Response::Error(e) => return Ok(Err(e)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected exec-started, got {other:?}"
+                )));
+            }
+        };
+        let (input, mut queued) = tokio::sync::mpsc::channel::<ExecInput>(16);
+        let mut write = self.write;
+        let mut next_id = self.next_id;
+        let writer = tokio::spawn(async move {
+            while let Some(input) = queued.recv().await {
+                let message = ClientMessage::Request {
+                    id: next_id,
+                    request: Request::ExecInput {
+                        session: SESSION,
+                        input,
+                    },
+                };
+                next_id += 1;
+                let Ok(mut line) = serde_json::to_vec(&message) else {
+                    return;
+                };
+                line.push(b'\n');
+                if write.write_all(&line).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Ok(RemoteExec {
+            container,
+            defaulted_note,
+            tty,
+            session: SESSION,
+            lines: self.lines,
+            early: self.events,
+            input: RemoteInput(input),
+            _writer: AbortOnDrop(writer),
+        }))
+    }
+}
+
+/// An exec session running on the instance, from [`Client::exec`].
+pub struct RemoteExec {
+    /// The container it runs in.
+    pub container: String,
+    /// kubectl's "Defaulted container …" note, when the container was picked by default.
+    pub defaulted_note: Option<String>,
+    pub tty: bool,
+    session: u64,
+    lines: FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+    early: VecDeque<Event>,
+    input: RemoteInput,
+    _writer: AbortOnDrop,
+}
+
+/// What a remote exec session produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteOutput {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// The end; nothing follows.
+    Ended(ExecEnd),
+}
+
+/// Sends input to a [`RemoteExec`]; cheap to clone, bounded (`send` waits for room).
+#[derive(Clone, Debug)]
+pub struct RemoteInput(tokio::sync::mpsc::Sender<ExecInput>);
+
+impl RemoteInput {
+    /// Queues `input`; `false` once the connection is gone.
+    pub async fn send(&self, input: ExecInput) -> bool {
+        self.0.send(input).await.is_ok()
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RemoteExec {
+    /// Where to send stdin, resizes and end of input.
+    pub fn input(&self) -> RemoteInput {
+        self.input.clone()
+    }
+
+    /// The next output, or the end. Dropping the session (or the instance closing the
+    /// connection) ends the remote command.
+    pub async fn next(&mut self) -> Result<RemoteOutput, ClientError> {
+        loop {
+            let event = match self.early.pop_front() {
+                Some(event) => event,
+                None => match read_line(&mut self.lines).await? {
+                    ServerMessage::Event(event) => event,
+                    ServerMessage::Error { error, .. } => return Err(ClientError::Refused(error)),
+                    _ => continue,
+                },
+            };
+            match event {
+                Event::ExecOutput {
+                    session,
+                    stream,
+                    data,
+                } if session == self.session => {
+                    return Ok(match stream {
+                        ExecStream::Stdout => RemoteOutput::Stdout(data),
+                        ExecStream::Stderr => RemoteOutput::Stderr(data),
+                    });
+                }
+                Event::ExecEnded { session, end } if session == self.session => {
+                    return Ok(RemoteOutput::Ended(end));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Reads one message.
+async fn read_line(
+    lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+) -> Result<ServerMessage, ClientError> {
+    match lines.next().await {
+        None => Err(ClientError::Closed),
+        Some(Err(tokio_util::codec::AnyDelimiterCodecError::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Err(ClientError::Closed)
+        }
+        Some(Err(e)) => Err(ClientError::Protocol(e.to_string())),
+        Some(Ok(line)) => {
+            serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod assemble;
 pub mod client;
+pub mod exec_relay;
 pub mod log_file;
 pub mod paths;
 pub mod server;
@@ -274,6 +275,11 @@ impl Instance {
             }
             // Subscriptions are a property of a connection; the server handles them.
             Request::Subscribe => Ok(Response::Ok),
+            // So are exec sessions: their output needs a connection to go to.
+            Request::ExecStart { .. } | Request::ExecInput { .. } => Err(ApiError::new(
+                ErrorKind::Unsupported,
+                "exec sessions run over a control connection; in process, use ferry_core::exec",
+            )),
             Request::Quit => {
                 self.quit();
                 Ok(Response::Ok)

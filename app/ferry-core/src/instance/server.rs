@@ -10,6 +10,8 @@
 //!   error reply, a longer line closes the connection, a client that says no hello within
 //!   [`HELLO_TIMEOUT`] is closed. Every connection is its own task, so none of this stalls the
 //!   instance or its tunnels.
+//! - **Exec sessions** ([`super::exec_relay`]) belong to the connection that opened them; their
+//!   output waits for room in the outbox (backpressure) rather than disconnecting.
 //! - **Bounded subscribers.** Each connection has an outbox of [`OUTBOX`] messages; a
 //!   subscriber whose outbox is full (it stopped reading) is disconnected.
 
@@ -30,6 +32,7 @@ use super::Instance;
 use super::api::{
     ApiError, ClientMessage, ErrorKind, Event, MAX_LINE, PROTOCOL_VERSION, Request, ServerMessage,
 };
+use super::exec_relay::ExecRelay;
 use super::paths::{self, Flavor, PathError};
 
 /// How long a new connection may stay silent before its hello.
@@ -262,7 +265,7 @@ async fn accept_loop(
 }
 
 /// One JSON line.
-fn encode(message: &ServerMessage) -> Vec<u8> {
+pub(super) fn encode(message: &ServerMessage) -> Vec<u8> {
     let mut line = serde_json::to_vec(message).unwrap_or_else(|e| {
         // Our own types always serialise; say so rather than panic if one ever does not.
         serde_json::to_vec(&ServerMessage::Error {
@@ -314,6 +317,9 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
         writer_cancel.cancel();
     });
 
+    // Exec sessions of this connection end as soon as it does.
+    let exec_cancel = cancel.child_token();
+    let relay = ExecRelay::new(instance.clone(), outbox.clone(), exec_cancel.clone());
     let served = async {
         let hello = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -403,6 +409,19 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
                     continue;
                 }
             };
+            // Exec is a property of the connection, and its input must stay in order: both
+            // are handled here rather than in a task of their own.
+            let request = match request {
+                Request::ExecStart { session, request } => {
+                    relay.start(id, session, request);
+                    continue;
+                }
+                Request::ExecInput { session, input } => {
+                    relay.input(session, input).await;
+                    continue;
+                }
+                other => other,
+            };
             if request == Request::Subscribe && !subscribed {
                 subscribed = true;
                 tokio::spawn(subscriber(instance.clone(), outbox.clone(), cancel.clone()));
@@ -423,6 +442,8 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
         }
     };
     served.await;
+    exec_cancel.cancel();
+    drop(relay);
     drop(outbox);
     // Let queued answers (an error for a too-long line) go out, but not forever.
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
