@@ -236,7 +236,13 @@ fn main() -> anyhow::Result<()> {
         passes
     };
     let took = started.elapsed();
-    report("while 20 MB stream through the shell", streaming);
+    report(
+        &format!(
+            "while {:.0} MB stream through the shell",
+            bytes as f64 / 1e6
+        ),
+        streaming,
+    );
     let history = bench.app.model().terminals[0].view().screen.history;
     let (rss_after, hwm) = memory();
     println!(
