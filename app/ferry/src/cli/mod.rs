@@ -56,7 +56,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Stop the running instance: every tunnel, its window, its control socket.
     Quit(quit::QuitArgs),
-    /// Run a command in a container of a pod, like `kubectl exec` (`-i`, `-t`, exit codes).
+    /// Run a command in a container of a pod, like `kubectl exec` (`-i`, `-t`, exit codes);
+    /// on the running instance when there is one.
     Exec(exec::ExecArgs),
 }
 
