@@ -68,3 +68,15 @@ click 803 524 2         # Start forwarding
 for _ in 1 2 3; do curl -s http://127.0.0.1:8080/ >/dev/null || true; done  # some traffic
 sleep 1.5
 shot tunnels.png
+
+# 3. A shell in a kubia pod: Pods tab, the first kubia pod, Open shell, a few colours.
+click 30 19             # Pods tab
+click 290 195           # kubia-… (4th row, sorted by name)
+click 858 417 2         # >_ Open shell (the terminal dock opens with the keyboard)
+xdotool mousemove --window "$window" 640 650   # off the buttons: no tooltip in the shot
+xdotool windowfocus "$window"
+sleep 0.3
+xdotool type --delay 20 'printf "\033[1;32mgreen\033[0m \033[1mbold\033[0m \033[7minverse\033[0m \033[38;5;208m256 colours\033[0m \033[38;2;120;160;255mtrue colour\033[0m\n"; ls -la / | head -6'
+xdotool key Return
+sleep 1.5
+shot terminal.png
