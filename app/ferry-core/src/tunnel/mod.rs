@@ -4,6 +4,7 @@
 //! One module per noun, from the bytes up:
 //! - [`listener`]: binding local ports (loopback by default, clear "port in use" errors);
 //! - [`forward`]: one local connection ↔ one port-forward WebSocket;
+//! - [`spdy`]: kubectl's SPDY tunnel, many local connections on one WebSocket per pod;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
 //! - [`feed`]: one shared watch per (kind, context, namespace), whatever the number of tunnels
 //!   (the window's lists, [`crate::catalog`], watch through the same feeds);
@@ -22,6 +23,7 @@ pub(crate) mod forward;
 pub mod listener;
 pub mod picker;
 pub mod routes;
+pub mod spdy;
 pub mod state;
 pub mod stats;
 pub(crate) mod supervisor;

@@ -1,0 +1,622 @@
+//! kubectl's port-forward protocol: SPDY/3.1 inside one WebSocket per pod (subprotocol
+//! `SPDY/3.1+portforward.k8s.io`, what kubectl 1.31+ speaks and API servers 1.30+ accept).
+//!
+//! One [`SpdyConnection`] carries any number of local connections to one pod: each gets an
+//! `error` and a `data` stream (headers `streamType`, `port`, `requestID`, as client-go sends
+//! them), opened on a WebSocket that is already up, so a new connection costs one round trip
+//! (the data stream's SYN_REPLY) rather than a TCP+TLS handshake and an upgrade. Half-close is
+//! a DATA frame with FIN, so a client that stops sending still gets the whole answer.
+//!
+//! Flow control: spdystream (the kubelet's side) neither sends nor honours WINDOW_UPDATE, so
+//! backpressure is the transport's: the connection stops reading the WebSocket while a local
+//! reader is behind (all of a pod's streams then wait, as with kubectl), and a slow pod side
+//! stops the local reads through a bounded queue. Nothing buffers without bound.
+//!
+//! Not yet used by the tunnel engine (which forwards over kube-rs's v4 WebSocket); this is the
+//! transport the engine is moving to.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use http::header;
+use hyper_util::rt::TokioIo;
+use spdy::{Decoder, Encoder, Frame, HeaderBlock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// The WebSocket subprotocol of kubectl's SPDY tunnel.
+pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// How often the connection pings the server (kubectl: every 10 s), which also keeps idle
+/// load balancers from closing it.
+const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a new stream may wait for its SYN_REPLY.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes read from a local connection per DATA frame.
+const UP_CHUNK: usize = 64 * 1024;
+
+/// Frames coalesced into one WebSocket message at most.
+const MESSAGE_LIMIT: usize = 256 * 1024;
+
+/// Chunks queued per stream towards the local side before the connection stops reading.
+const STREAM_QUEUE: usize = 32;
+
+/// Why the SPDY tunnel could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpdyError {
+    /// The API server answered the upgrade with something else than 101 (an older server
+    /// without SPDY tunnelling answers 400; the caller may fall back to the v4 WebSocket).
+    #[error("the API server refused the SPDY port-forward tunnel (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the port-forward tunnel could not be opened: {0}")]
+    Connect(String),
+    /// The connection is gone or going away: open a new one.
+    #[error("the port-forward connection to the pod is closed{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Closed(Option<String>),
+    #[error("the pod did not accept a port-forward stream within {0:?}")]
+    NoReply(Duration),
+    /// The pod side said why the stream failed (the kubelet's words, e.g. connection refused).
+    #[error("{0}")]
+    Pod(String),
+}
+
+/// What a stream's reader gets.
+enum Chunk {
+    Data(Bytes),
+    Fin,
+    Reset(u32),
+}
+
+/// What the writer task sends.
+enum Out {
+    Frame(Frame),
+    Open {
+        port: u16,
+        opened: oneshot::Sender<Result<Streams, SpdyError>>,
+    },
+}
+
+/// The two streams of one local connection, as the writer registered them.
+struct Streams {
+    data_id: u32,
+    data_rx: mpsc::Receiver<Chunk>,
+    error_rx: mpsc::Receiver<Chunk>,
+    reply: oneshot::Receiver<()>,
+}
+
+/// A stream's receiving end as the reader sees it.
+struct Slot {
+    tx: mpsc::Sender<Chunk>,
+    reply: Option<oneshot::Sender<()>>,
+}
+
+struct Shared {
+    slots: Mutex<HashMap<u32, Slot>>,
+    closed: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn close(&self, why: impl Into<String>) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            *lock(&self.why) = Some(why.into());
+        }
+        // Every stream's reader sees its queue end.
+        lock(&self.slots).clear();
+    }
+
+    fn closed_error(&self) -> SpdyError {
+        SpdyError::Closed(lock(&self.why).clone())
+    }
+}
+
+/// One SPDY-over-WebSocket port-forward connection to a pod, shared by all of a tunnel's
+/// connections to that pod. Cheap to clone; the connection ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct SpdyConnection {
+    out: mpsc::Sender<Out>,
+    shared: Arc<Shared>,
+    _tasks: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl SpdyConnection {
+    /// Opens the tunnel to `pod` in `namespace` through `client` (its auth, TLS and proxy).
+    pub async fn connect(
+        client: &kube::Client,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<Self, SpdyError> {
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        let request = http::Request::get(format!(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
+        ))
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, &key)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, TUNNEL_PROTOCOL)
+        .body(kube::client::Body::empty())
+        .map_err(|e| SpdyError::Connect(e.to_string()))?;
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| SpdyError::Connect(e.to_string()))?;
+        let status = response.status();
+        if status != http::StatusCode::SWITCHING_PROTOCOLS {
+            let body = response
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+            return Err(SpdyError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let accept = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        if accept != Some(expected.as_str()) {
+            return Err(SpdyError::Connect(
+                "the WebSocket handshake answer does not match the request".into(),
+            ));
+        }
+        let protocol = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok());
+        if protocol != Some(TUNNEL_PROTOCOL) {
+            return Err(SpdyError::Refused {
+                status: 101,
+                message: format!("the server chose subprotocol {protocol:?}"),
+            });
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| SpdyError::Connect(e.to_string()))?;
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+        Ok(Self::start(ws))
+    }
+
+    fn start<S>(ws: WebSocketStream<S>) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sink, stream) = ws.split();
+        let shared = Arc::new(Shared {
+            slots: Mutex::default(),
+            closed: AtomicBool::new(false),
+            why: Mutex::default(),
+        });
+        let (out, queued) = mpsc::channel(64);
+        let writer = tokio::spawn(write_loop(sink, queued, shared.clone()));
+        let reader = tokio::spawn(read_loop(stream, out.clone(), shared.clone()));
+        Self {
+            out,
+            shared,
+            _tasks: Arc::new(AbortOnDrop(vec![writer, reader])),
+        }
+    }
+
+    /// Whether new streams can still be opened (false after GOAWAY or a broken connection).
+    pub fn is_open(&self) -> bool {
+        !self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Forwards `local` to `port` of the pod until both directions have ended. A half-close
+    /// of either side is passed on while the other direction keeps flowing.
+    pub async fn forward(&self, port: u16, local: TcpStream) -> Result<ForwardStats, SpdyError> {
+        let streams = self.open(port).await?;
+        self.copy(streams, local).await
+    }
+
+    async fn open(&self, port: u16) -> Result<Streams, SpdyError> {
+        if !self.is_open() {
+            return Err(self.shared.closed_error());
+        }
+        let (opened, answer) = oneshot::channel();
+        self.out
+            .send(Out::Open { port, opened })
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        let mut streams = answer.await.map_err(|_| self.shared.closed_error())??;
+        match tokio::time::timeout(REPLY_TIMEOUT, &mut streams.reply).await {
+            Ok(Ok(())) => Ok(streams),
+            Ok(Err(_)) => Err(self.shared.closed_error()),
+            Err(_) => Err(SpdyError::NoReply(REPLY_TIMEOUT)),
+        }
+    }
+
+    async fn copy(&self, streams: Streams, local: TcpStream) -> Result<ForwardStats, SpdyError> {
+        let Streams {
+            data_id,
+            mut data_rx,
+            mut error_rx,
+            ..
+        } = streams;
+        let (mut read, mut write) = local.into_split();
+        let out = self.out.clone();
+        let up = async move {
+            let mut sent = 0u64;
+            loop {
+                let mut buf = BytesMut::zeroed(UP_CHUNK);
+                // A read error ends the upload like an end of input does.
+                let n: usize = read.read(&mut buf).await.unwrap_or_default();
+                buf.truncate(n);
+                let frame = Frame::Data {
+                    stream_id: data_id,
+                    fin: n == 0,
+                    data: buf.freeze(),
+                };
+                if out.send(Out::Frame(frame)).await.is_err() {
+                    return sent;
+                }
+                if n == 0 {
+                    return sent;
+                }
+                sent += n as u64;
+            }
+        };
+        let out_down = self.out.clone();
+        let shared = self.shared.clone();
+        // Owns the stream's queue: once it ends, chunks still coming for it are dropped
+        // instead of holding up the connection's other streams.
+        let down = async move {
+            let mut received = 0u64;
+            loop {
+                match data_rx.recv().await {
+                    Some(Chunk::Data(b)) => {
+                        received += b.len() as u64;
+                        if write.write_all(&b).await.is_err() {
+                            // The local client went away: stop the pod side too.
+                            {
+                                let mut slots = lock(&shared.slots);
+                                slots.remove(&data_id);
+                                slots.remove(&(data_id - 2));
+                            }
+                            let _ = out_down
+                                .send(Out::Frame(Frame::RstStream {
+                                    stream_id: data_id,
+                                    status: spdy::rst::CANCEL,
+                                }))
+                                .await;
+                            return Err(None);
+                        }
+                    }
+                    Some(Chunk::Fin) => {
+                        let _ = write.shutdown().await;
+                        return Ok(received);
+                    }
+                    Some(Chunk::Reset(status)) => {
+                        return Err(Some(format!("the pod side reset the stream ({status})")));
+                    }
+                    None => return Err(Some("the connection to the pod ended".into())),
+                }
+            }
+        };
+        let errors = async move {
+            let mut text = Vec::new();
+            while let Some(chunk) = error_rx.recv().await {
+                match chunk {
+                    Chunk::Data(b) => text.extend_from_slice(&b),
+                    Chunk::Fin | Chunk::Reset(_) => break,
+                }
+            }
+            text
+        };
+        // The local side's end of input only half-closes; the answer keeps coming until the
+        // pod side ends, and then its error stream says whether it failed (unless the local
+        // client left first: then there is nobody to tell).
+        tokio::pin!(up, down, errors);
+        let mut up_done = false;
+        let down = loop {
+            tokio::select! {
+                r = &mut down => break r,
+                _ = &mut up, if !up_done => up_done = true,
+            }
+        };
+        let error_text = if matches!(down, Err(None)) {
+            Vec::new()
+        } else {
+            loop {
+                tokio::select! {
+                    t = &mut errors => break t,
+                    _ = &mut up, if !up_done => up_done = true,
+                }
+            }
+        };
+        {
+            let mut slots = lock(&self.shared.slots);
+            slots.remove(&data_id);
+            slots.remove(&(data_id - 2));
+        }
+        let error_text = String::from_utf8_lossy(&error_text).trim().to_string();
+        if !error_text.is_empty() {
+            return Err(SpdyError::Pod(error_text));
+        }
+        match down {
+            Ok(received) => Ok(ForwardStats { received }),
+            Err(None) => Ok(ForwardStats { received: 0 }),
+            Err(Some(why)) => Err(SpdyError::Closed(Some(why))),
+        }
+    }
+}
+
+/// What one forwarded connection carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardStats {
+    /// Bytes from the pod to the local client.
+    pub received: u64,
+}
+
+async fn write_loop<S>(
+    mut sink: futures::stream::SplitSink<WebSocketStream<S>, Message>,
+    mut queued: mpsc::Receiver<Out>,
+    shared: Arc<Shared>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(mut encoder) = Encoder::new() else {
+        shared.close("could not set up header compression");
+        return;
+    };
+    let mut next_id = 1u32;
+    let mut request_id = 0u64;
+    let mut ping_id = 1u32;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut buf = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            out = queued.recv() => match out {
+                Some(out) => out,
+                None => break,
+            },
+            _ = ping.tick() => {
+                ping_id = ping_id.wrapping_add(2) & 0x7fff_ffff;
+                Out::Frame(Frame::Ping { id: ping_id })
+            }
+        };
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let encoded = match out {
+                Out::Frame(frame) => encoder.encode(&frame, &mut buf).map_err(|e| e.to_string()),
+                Out::Open { port, opened } => {
+                    if shared.closed.load(Ordering::SeqCst) {
+                        let _ = opened.send(Err(shared.closed_error()));
+                        Ok(())
+                    } else {
+                        request_id += 1;
+                        let error_id = next_id;
+                        let data_id = error_id + 2;
+                        next_id += 4;
+                        let (new, frames) = open_frames(port, request_id, error_id, data_id);
+                        {
+                            let mut slots = lock(&shared.slots);
+                            slots.insert(error_id, new.error_slot);
+                            slots.insert(data_id, new.data_slot);
+                        }
+                        let _ = opened.send(Ok(new.streams));
+                        frames
+                            .iter()
+                            .try_for_each(|f| encoder.encode(f, &mut buf))
+                            .map_err(|e| e.to_string())
+                    }
+                }
+            };
+            if let Err(e) = encoded {
+                shared.close(format!("could not encode a frame: {e}"));
+                return;
+            }
+            if buf.len() < MESSAGE_LIMIT {
+                next = queued.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() {
+            let message = Message::Binary(buf.split().freeze());
+            if let Err(e) = sink.send(message).await {
+                shared.close(format!("writing to the API server failed: {e}"));
+                return;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+struct Opened {
+    streams: Streams,
+    error_slot: Slot,
+    data_slot: Slot,
+}
+
+/// The frames that open one local connection's streams, as kubectl sends them: the error
+/// stream (closed for writing at once), then the data stream.
+fn open_frames(port: u16, request_id: u64, error_id: u32, data_id: u32) -> (Opened, Vec<Frame>) {
+    let headers = |stream_type: &str| {
+        HeaderBlock::new()
+            .with("streamtype", stream_type)
+            .with("port", &port.to_string())
+            .with("requestid", &request_id.to_string())
+    };
+    let (error_tx, error_rx) = mpsc::channel(4);
+    let (data_tx, data_rx) = mpsc::channel(STREAM_QUEUE);
+    let (reply_tx, reply) = oneshot::channel();
+    let frames = vec![
+        Frame::SynStream {
+            stream_id: error_id,
+            associated_to: 0,
+            priority: 0,
+            fin: false,
+            unidirectional: false,
+            headers: headers("error"),
+        },
+        Frame::Data {
+            stream_id: error_id,
+            fin: true,
+            data: Bytes::new(),
+        },
+        Frame::SynStream {
+            stream_id: data_id,
+            associated_to: 0,
+            priority: 0,
+            fin: false,
+            unidirectional: false,
+            headers: headers("data"),
+        },
+    ];
+    (
+        Opened {
+            streams: Streams {
+                data_id,
+                data_rx,
+                error_rx,
+                reply,
+            },
+            error_slot: Slot {
+                tx: error_tx,
+                reply: None,
+            },
+            data_slot: Slot {
+                tx: data_tx,
+                reply: Some(reply_tx),
+            },
+        },
+        frames,
+    )
+}
+
+async fn read_loop<S>(
+    mut stream: futures::stream::SplitStream<WebSocketStream<S>>,
+    out: mpsc::Sender<Out>,
+    shared: Arc<Shared>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut decoder = Decoder::new();
+    let mut buf = BytesMut::new();
+    let why = loop {
+        let message = match stream.next().await {
+            None => break "the API server closed the connection".to_string(),
+            Some(Err(e)) => break format!("reading from the API server failed: {e}"),
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(f) if !f.reason.is_empty() => format!("closed: {}", f.reason),
+                    _ => "the API server closed the connection".to_string(),
+                };
+            }
+            Some(Ok(_)) => continue,
+        };
+        buf.extend_from_slice(&message);
+        loop {
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    shared.close(format!("the API server sent bad SPDY: {e}"));
+                    return;
+                }
+            };
+            if !dispatch(frame, &out, &shared).await {
+                return;
+            }
+        }
+    };
+    shared.close(why);
+}
+
+/// Handles one frame from the server; `false` when the connection must end.
+async fn dispatch(frame: Frame, out: &mpsc::Sender<Out>, shared: &Shared) -> bool {
+    match frame {
+        Frame::SynReply { stream_id, fin, .. } => {
+            let reply = lock(&shared.slots)
+                .get_mut(&stream_id)
+                .and_then(|s| s.reply.take());
+            if let Some(reply) = reply {
+                let _ = reply.send(());
+            }
+            if fin {
+                deliver(shared, stream_id, Chunk::Fin).await;
+            }
+        }
+        Frame::Data {
+            stream_id,
+            fin,
+            data,
+        } => {
+            if !data.is_empty() {
+                deliver(shared, stream_id, Chunk::Data(data)).await;
+            }
+            if fin {
+                deliver(shared, stream_id, Chunk::Fin).await;
+                lock(&shared.slots).remove(&stream_id);
+            }
+        }
+        Frame::RstStream { stream_id, status } => {
+            deliver(shared, stream_id, Chunk::Reset(status)).await;
+            lock(&shared.slots).remove(&stream_id);
+        }
+        Frame::Ping { id } => {
+            // Even ids are the server's pings: echo them. Odd ones answer ours.
+            if id % 2 == 0 && out.send(Out::Frame(Frame::Ping { id })).await.is_err() {
+                return false;
+            }
+        }
+        Frame::GoAway { .. } => {
+            // No new streams; those open finish.
+            shared.closed.store(true, Ordering::SeqCst);
+            *lock(&shared.why) = Some("the API server is going away".into());
+        }
+        Frame::SynStream { stream_id, .. } => {
+            let _ = out
+                .send(Out::Frame(Frame::RstStream {
+                    stream_id,
+                    status: spdy::rst::REFUSED_STREAM,
+                }))
+                .await;
+        }
+        Frame::Settings { .. }
+        | Frame::WindowUpdate { .. }
+        | Frame::Headers { .. }
+        | Frame::Unknown { .. } => {}
+    }
+    true
+}
+
+/// Hands a chunk to its stream, waiting for room (backpressure).
+async fn deliver(shared: &Shared, stream_id: u32, chunk: Chunk) {
+    let tx = lock(&shared.slots).get(&stream_id).map(|s| s.tx.clone());
+    if let Some(tx) = tx {
+        let _ = tx.send(chunk).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
