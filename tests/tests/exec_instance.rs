@@ -247,6 +247,60 @@ async fn through_the_instance_dash_t_under_a_pty_sends_the_size_and_input() -> a
     Ok(())
 }
 
+/// A client that stops reading for a while (a pager waiting for a key) makes the command
+/// wait; nothing is lost and the session is not cut off.
+#[tokio::test]
+async fn a_client_that_pauses_reading_loses_nothing() -> anyhow::Result<()> {
+    use ferry_core::exec::{Command, ExecRequest};
+    use ferry_core::instance::api::ExecEnd;
+    use ferry_core::instance::client::RemoteOutput;
+    let s = Setup::start(true).await?;
+    let socket = s
+        .user
+        .path()
+        .join("run")
+        .join("ferry")
+        .join("instance.sock");
+    let client = Client::connect_at(&socket).await?;
+    let request = ExecRequest {
+        context: "demo".into(),
+        namespace: "default".into(),
+        pod: "box".into(),
+        container: Some("main".into()),
+        command: Command::Argv(vec!["seq".into(), "1".into(), "1000000".into()]),
+        stdin: false,
+        tty: false,
+        size: None,
+    };
+    let mut remote = client
+        .exec(request)
+        .await?
+        .map_err(|e| anyhow::anyhow!("exec refused: {}", e.message))?;
+    // Longer than the instance's 10 s write timeout for other clients: this pause is the
+    // scenario under test, not a wait for something to happen.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut stdout = Vec::new();
+    let end = tokio::time::timeout(RUN, async {
+        loop {
+            match remote.next().await? {
+                RemoteOutput::Stdout(b) => stdout.extend_from_slice(&b),
+                RemoteOutput::Stderr(b) => anyhow::bail!("stderr: {}", String::from_utf8_lossy(&b)),
+                RemoteOutput::Ended(end) => return anyhow::Ok(end),
+            }
+        }
+    })
+    .await??;
+    let expected: String = (1..=1_000_000).map(|n| format!("{n}\n")).collect();
+    assert_eq!(end, ExecEnd::Exited { code: 0 });
+    assert!(
+        stdout == expected.as_bytes(),
+        "{} bytes of {}",
+        stdout.len(),
+        expected.len()
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_context_the_instance_does_not_know_runs_in_process() -> anyhow::Result<()> {
     let s = Setup::start(false).await?;

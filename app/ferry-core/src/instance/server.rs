@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -45,7 +46,9 @@ pub const OUTBOX: usize = 256;
 /// the instance's file descriptors).
 pub const MAX_CONNECTIONS: usize = 1024;
 
-/// How long one write to a client may take before the client counts as gone.
+/// How long one write to a client may take before the client counts as gone. Not applied once
+/// a connection runs exec sessions: their client may stop reading for as long as it likes (a
+/// pager waiting for a key), and the command then waits, as with kubectl.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the control socket could not be opened.
@@ -306,11 +309,23 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
     let mut lines = FramedRead::new(read, codec);
     let (outbox, mut queued) = mpsc::channel::<Vec<u8>>(OUTBOX);
     let writer_cancel = cancel.clone();
+    let patient = Arc::new(AtomicBool::new(false));
+    let writer_patient = patient.clone();
     let writer = tokio::spawn(async move {
         while let Some(line) = queued.recv().await {
-            match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await {
-                Ok(Ok(())) => {}
-                _ => break,
+            let written = if writer_patient.load(Ordering::Relaxed) {
+                tokio::select! {
+                    w = write.write_all(&line) => w.is_ok(),
+                    _ = writer_cancel.cancelled() => false,
+                }
+            } else {
+                matches!(
+                    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await,
+                    Ok(Ok(()))
+                )
+            };
+            if !written {
+                break;
             }
         }
         let _ = write.shutdown().await;
@@ -413,6 +428,7 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
             // are handled here rather than in a task of their own.
             let request = match request {
                 Request::ExecStart { session, request } => {
+                    patient.store(true, Ordering::Relaxed);
                     relay.start(id, session, request);
                     continue;
                 }
