@@ -42,6 +42,9 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// How long a new stream may wait for its SYN_REPLY.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a stream that was reset or cut off waits for the pod side's reason.
+const ERROR_GRACE: Duration = Duration::from_secs(1);
+
 /// Bytes read from a local connection per DATA frame.
 const UP_CHUNK: usize = 64 * 1024;
 
@@ -341,15 +344,22 @@ impl SpdyConnection {
                 _ = &mut up, if !up_done => up_done = true,
             }
         };
-        let error_text = if matches!(down, Err(None)) {
-            Vec::new()
-        } else {
+        let read_errors = async {
             loop {
                 tokio::select! {
                     t = &mut errors => break t,
                     _ = &mut up, if !up_done => up_done = true,
                 }
             }
+        };
+        let error_text = match down {
+            Err(None) => Vec::new(),
+            // Ended normally: the pod side always ends its error stream too.
+            Ok(_) => read_errors.await,
+            // Reset or cut off: the error stream may never end; take what comes soon.
+            Err(Some(_)) => tokio::time::timeout(ERROR_GRACE, read_errors)
+                .await
+                .unwrap_or_default(),
         };
         {
             let mut slots = lock(&self.shared.slots);
