@@ -58,10 +58,21 @@ pub async fn start_with(mut config: KubesimConfig) -> anyhow::Result<TestCluster
         config.kubeconfig_path = Some(dir.path().join("kubeconfig"));
     }
     config.timing = Timing::fast();
+    if transport_pass_without_spdy() {
+        config.port_forward_websockets = false;
+    }
     let sim = Kubesim::start(config)
         .await
         .context("kubesim did not start")?;
     Ok(TestCluster { sim, dir })
+}
+
+/// Whether this run is the pass of the tunnel tests on the v4 WebSocket transport:
+/// `FERRY_TEST_PORT_FORWARD_WEBSOCKETS=false` (set by `tests/run`) starts every test cluster
+/// with the `PortForwardWebsockets` gate off, as an API server before 1.30, so Ferry's
+/// tunnels fall back from SPDY to the v4 WebSocket.
+pub fn transport_pass_without_spdy() -> bool {
+    std::env::var("FERRY_TEST_PORT_FORWARD_WEBSOCKETS").as_deref() == Ok("false")
 }
 
 impl TestCluster {

@@ -33,7 +33,14 @@ pub async fn tunnel_env() -> anyhow::Result<TunnelEnv> {
 
 /// Start the demo world and an engine with `options`.
 pub async fn tunnel_env_with(options: EngineOptions) -> anyhow::Result<TunnelEnv> {
-    let cluster = crate::start_demo().await?;
+    tunnel_env_on(crate::start_demo().await?, options).await
+}
+
+/// An engine with `options` on `cluster`, which runs the demo world.
+pub async fn tunnel_env_on(
+    cluster: TestCluster,
+    options: EngineOptions,
+) -> anyhow::Result<TunnelEnv> {
     let pool = ClientPool::from_paths(&[cluster.kubeconfig().to_path_buf()])
         .context("the kubeconfig kubesim wrote could not be loaded")?;
     let engine = Engine::new(&tokio::runtime::Handle::current(), Arc::new(pool), options);

@@ -298,6 +298,7 @@ mod tests {
             reason: None,
             ports: Vec::new(),
             pods: Vec::new(),
+            transport: None,
             active_connections: 0,
             total_connections: 0,
             bytes_sent: 0,

@@ -61,6 +61,8 @@ pub struct Cluster {
     pub server: std::sync::OnceLock<crate::server::ServerControl>,
     /// The watch streams open now (for tests that count a client's watches).
     pub watches: crate::api::watch::OpenWatches,
+    /// The `PortForwardWebsockets` feature gate (see `KubesimConfig`).
+    pub port_forward_websockets: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -75,6 +77,7 @@ impl Cluster {
             sim: crate::sim::SimState::default(),
             server: std::sync::OnceLock::new(),
             watches: Default::default(),
+            port_forward_websockets: std::sync::atomic::AtomicBool::new(true),
         })
     }
 }

@@ -621,8 +621,11 @@ async fn serve_http(stream: TcpStream, ctx: ConnContext) -> std::io::Result<()> 
             Ok::<_, Infallible>(http_hello(&req, &ctx))
         }
     });
+    // Half-close on: an HTTP/1.0 client that shuts down its sending side after the request
+    // still gets the answer, as from nginx or Apache.
     hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service)
         .await
         .map_err(std::io::Error::other)

@@ -37,6 +37,7 @@ pub use world::World;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// How to start kubesim.
 #[derive(Debug, Clone)]
@@ -55,6 +56,11 @@ pub struct KubesimConfig {
     pub kubeconfig_path: Option<PathBuf>,
     /// Address to listen on; loopback unless you really mean otherwise.
     pub bind: IpAddr,
+    /// The `PortForwardWebsockets` feature gate (on by default since Kubernetes 1.31): accept
+    /// kubectl's SPDY-over-WebSocket port-forward tunnel. Off, kubesim answers such a request
+    /// as an API server before 1.30 does (400, the kubelet's "port is required"), so clients
+    /// fall back to the v4 WebSocket or the legacy SPDY upgrade.
+    pub port_forward_websockets: bool,
 }
 
 impl Default for KubesimConfig {
@@ -66,6 +72,7 @@ impl Default for KubesimConfig {
             timing: Timing::default(),
             kubeconfig_path: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_forward_websockets: true,
         }
     }
 }
@@ -144,6 +151,9 @@ impl Kubesim {
         let mut served = Vec::new();
         for (i, (name, manifests)) in clusters.into_iter().enumerate() {
             let cluster = Cluster::new(name.clone(), config.timing.clone());
+            cluster
+                .port_forward_websockets
+                .store(config.port_forward_websockets, Ordering::Relaxed);
             cluster.containers.keep_workdirs_in(scratch.path());
             // Before the pods: simulated container listeners follow pod events from the start.
             containers::start(&cluster);

@@ -47,6 +47,10 @@ struct ServeArgs {
     /// Make simulated pods start and stop almost instantly.
     #[arg(long)]
     fast: bool,
+    /// Refuse kubectl's SPDY-over-WebSocket port-forward tunnel, as an API server before 1.30
+    /// (or with the PortForwardWebsockets feature gate off) does.
+    #[arg(long)]
+    no_port_forward_websockets: bool,
 }
 
 fn load_world(args: &[String]) -> anyhow::Result<World> {
@@ -68,6 +72,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Timing::default()
         },
         kubeconfig_path: Some(args.kubeconfig.clone()),
+        port_forward_websockets: !args.no_port_forward_websockets,
         ..KubesimConfig::default()
     };
     let sim = Kubesim::start(config)

@@ -48,19 +48,30 @@ pub async fn serve(
         Ok(r) => r,
         Err(unavailable) => return unavailable.into_response(),
     };
-    if let Some(transport) = spdy_server::transport(req.headers()) {
-        let injected_error = cluster.faults.port_forward_error(&namespace, &pod);
+    let transport = spdy_server::transport(req.headers()).filter(|t| {
+        *t == spdy_server::Transport::Upgrade
+            || cluster
+                .port_forward_websockets
+                .load(std::sync::atomic::Ordering::Relaxed)
+    });
+    if let Some(transport) = transport {
         cluster.faults.delay_new_stream().await;
+        let faults = cluster.clone();
+        let counted = cluster.clone();
+        let (ns, name) = (namespace.clone(), pod.clone());
         let forward = spdy_server::portforward::PortForward {
             pod: running,
             dropped: cluster.streams.session(),
-            injected_error,
+            injected_error: Arc::new(move || faults.faults.port_forward_error(&ns, &name)),
         };
         return spdy_server::upgrade(
             req,
             transport,
             spdy_server::PORT_FORWARD_V1,
-            move |incoming, outgoing| forward.run(incoming, outgoing),
+            move |incoming, outgoing| {
+                counted.streams.port_forward_opened();
+                forward.run(incoming, outgoing)
+            },
         )
         .await;
     }
@@ -98,7 +109,10 @@ pub async fn serve(
     };
     upgrade
         .max_message_size(CHUNK * 16)
-        .on_upgrade(move |socket| session.run(socket))
+        .on_upgrade(move |socket| {
+            cluster.streams.port_forward_opened();
+            session.run(socket)
+        })
 }
 
 /// One port-forward WebSocket.

@@ -67,12 +67,27 @@ pub fn unsupported_protocols(offered: &[String], supported: &[&str]) -> Response
 #[derive(Default)]
 pub struct Streams {
     generation: Mutex<CancellationToken>,
+    /// Port-forward connections upgraded so far (WebSocket or SPDY), for tests that check
+    /// how many connections a client opens.
+    port_forwards: std::sync::atomic::AtomicU64,
 }
 
 impl Streams {
     /// A token that is cancelled when the streams of the cluster are dropped.
     pub fn session(&self) -> CancellationToken {
         self.lock().child_token()
+    }
+
+    /// Counts one upgraded port-forward connection.
+    pub fn port_forward_opened(&self) {
+        self.port_forwards
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many port-forward connections have been upgraded so far.
+    pub fn port_forwards_opened(&self) -> u64 {
+        self.port_forwards
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends every open port-forward and exec stream of the cluster.

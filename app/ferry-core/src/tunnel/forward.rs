@@ -1,12 +1,11 @@
-//! The data path: one accepted local connection ↔ one port-forward WebSocket to a pod.
+//! The data path: one accepted local connection ↔ one port-forward stream to a pod.
 //!
-//! Each local connection gets its own WebSocket (`Api::<Pod>::portforward`), because the v4
-//! port-forward protocol carries exactly one TCP stream per port per WebSocket. Bytes are copied
-//! through fixed 64 KiB buffers (kube's side adds a bounded 1 MiB pipe), so a slow reader slows
-//! the writer instead of growing memory. When the pod side ends (pod deleted, error on the
-//! error channel) the local connection is closed; nothing else is touched, so one pod dying
-//! never disturbs connections to other pods. A client's half-close never cuts off the pod's
-//! answer (see [`HalfClose`]).
+//! The stream is a SPDY stream pair on the tunnel's connection to that pod when the API server
+//! offers SPDY tunnelling (see [`super::transport`]), or else a v4 WebSocket of its own. Bytes
+//! are copied through bounded buffers, so a slow reader slows the writer instead of growing
+//! memory. When the pod side ends (pod deleted, error on the error stream) the local connection
+//! is closed; nothing else is touched, so one pod dying never disturbs connections to other
+//! pods. A client's half-close never cuts off the pod's answer (see [`HalfClose`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,7 +17,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, Interest, ReadBuf,
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, Interest,
+    ReadBuf,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
@@ -26,11 +26,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::picker::{Pick, Picker, Routes};
+use super::spdy::{SpdyError, SpdyStream};
 use super::stats::{Counters, TunnelCell};
+use super::transport::{PodLinks, Transport};
 use crate::errors::{Access, ClusterError};
 
-/// Copy buffer from the pod to the local client. Large, because downloads are where throughput
-/// matters (256 KiB measured ~1.5x faster than 64 KiB through kubesim); the buffer is
+/// Copy buffer from the pod to the local client over the v4 WebSocket (SPDY streams are read
+/// straight out of their frames). Large, because downloads are where throughput matters (256 KiB measured ~1.5x faster than 64 KiB through kubesim); the buffer is
 /// zero-allocated, so untouched pages of idle connections cost no resident memory.
 const DOWN_BUFFER: usize = 256 * 1024;
 
@@ -61,6 +63,8 @@ pub(crate) struct PortPath {
     /// Poked when a connection finds the API server unreachable, so the supervisor re-checks
     /// its watch at once instead of waiting for it to time out.
     pub api_trouble: Arc<Notify>,
+    /// The tunnel's SPDY connections to its pods (shared by all its ports).
+    pub links: Arc<PodLinks>,
 }
 
 /// Serve one accepted connection until either side ends or the tunnel stops.
@@ -95,37 +99,87 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-async fn connect_and_copy(path: &PortPath, client: TcpStream, peer: SocketAddr) {
-    let Some((pick, mut forwarder)) = open(path, peer).await else {
-        return;
-    };
-    let opened = std::time::Instant::now();
-    let (Some(stream), Some(error)) = (
-        forwarder.take_stream(pick.port),
-        forwarder.take_error(pick.port),
-    ) else {
-        path.cell.attempt_failed(
-            opened,
-            peer,
-            format!("pod {}: port-forward stream missing", pick.pod),
-        );
-        return;
-    };
-    path.cell.api_answered();
-    tracing::debug!(%peer, pod = %pick.pod, port = pick.port, "connection forwarded");
-    let pod_error = async {
-        match error.await {
-            Some(message) => message,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = copy(path, client, stream, HalfClose::Unsupported) => {}
-        message = pod_error => {
-            path.cell.attempt_failed(opened, peer, format!("pod {}: {}", pick.pod, message.trim()));
+/// A stream to the pod, over whichever transport opened it.
+enum PodStream {
+    Spdy(SpdyStream),
+    WebSocket(kube::api::Portforwarder),
+}
+
+async fn connect_and_copy(path: &PortPath, mut client: TcpStream, peer: SocketAddr) {
+    let mut retried = false;
+    loop {
+        let Some((pick, stream)) = open(path, peer).await else {
+            return;
+        };
+        path.cell.api_answered();
+        tracing::debug!(%peer, pod = %pick.pod, port = pick.port, "connection forwarded");
+        let opened = std::time::Instant::now();
+        let failed = |message: String| {
+            path.cell.attempt_failed(
+                opened,
+                peer,
+                format!("pod {}: {}", pick.pod, message.trim()),
+            );
+        };
+        match stream {
+            PodStream::Spdy(SpdyStream {
+                mut reader,
+                mut writer,
+                errors,
+            }) => {
+                let pod_error = pod_error(errors.message());
+                tokio::pin!(pod_error);
+                let copied = tokio::select! {
+                    c = copy(path, &mut client, &mut reader, &mut writer, HalfClose::Forward) => c,
+                    message = &mut pod_error => return failed(message),
+                };
+                if copied.end == CopyEnd::ClientGone {
+                    return;
+                }
+                if copied.untouched() && reader.cut_off() && !retried {
+                    // The connection died before a byte went either way: the client cannot
+                    // tell, so it gets a fresh stream instead of a closed socket.
+                    tracing::debug!(%peer, pod = %pick.pod, "stream cut off before use; retrying");
+                    retried = true;
+                    continue;
+                }
+                // Done with the pod: end our side, so the pod side ends its error stream and
+                // says whether it failed (the kubelet writes its reason before closing).
+                let _ = writer.shutdown().await;
+                if let Ok(message) = tokio::time::timeout(ERROR_GRACE, pod_error).await {
+                    failed(message);
+                }
+                return;
+            }
+            PodStream::WebSocket(mut forwarder) => {
+                let (Some(stream), Some(error)) = (
+                    forwarder.take_stream(pick.port),
+                    forwarder.take_error(pick.port),
+                ) else {
+                    return failed("port-forward stream missing".into());
+                };
+                let (pod_read, mut pod_write) = tokio::io::split(stream);
+                let mut pod_read = BufReader::with_capacity(DOWN_BUFFER, pod_read);
+                tokio::select! {
+                    _ = copy(path, &mut client, &mut pod_read, &mut pod_write, HalfClose::Unsupported) => {}
+                    message = pod_error(error) => failed(message),
+                }
+                forwarder.abort();
+                return;
+            }
         }
     }
-    forwarder.abort();
+}
+
+/// How long a finished SPDY stream waits for the pod side's reason once both sides are done.
+const ERROR_GRACE: Duration = Duration::from_secs(1);
+
+/// The pod side's error message; never resolves when there is none.
+async fn pod_error(message: impl std::future::Future<Output = Option<String>>) -> String {
+    match message.await {
+        Some(message) => message,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether the stream to the pod can carry a half-close ("no more data from me") while data
@@ -158,17 +212,49 @@ enum Upstream {
 /// went away without a reset (its kernel answers probes until its socket times out).
 const HALF_CLOSED_KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// How a connection's copying ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyEnd {
+    /// The pod side ended (after everything it sent was delivered) or failed.
+    Pod,
+    /// The client went away (reset, or gone while half-closed).
+    ClientGone,
+}
+
+/// What one connection's copying did.
+#[derive(Debug, Clone, Copy)]
+struct Copied {
+    end: CopyEnd,
+    /// Whether the client sent anything (data or its half-close).
+    client_spoke: bool,
+    /// Bytes delivered from the pod to the client.
+    delivered: u64,
+}
+
+impl Copied {
+    /// Nothing went either way: the connection could be retried without the client noticing.
+    fn untouched(&self) -> bool {
+        !self.client_spoke && self.delivered == 0
+    }
+}
+
 /// Copy both ways until the pod side ends (after delivering everything it sent) or the client
 /// goes away. A client's half-close is passed on only when the pod stream can carry it
 /// (`half_close`); otherwise the pod-bound side simply stays open, so the pod's answer is
 /// never cut off.
-async fn copy<S>(path: &PortPath, client: TcpStream, pod: S, half_close: HalfClose)
+async fn copy<R, W>(
+    path: &PortPath,
+    client: &mut TcpStream,
+    pod_read: &mut R,
+    pod_write: &mut W,
+    half_close: HalfClose,
+) -> Copied
 where
-    S: AsyncRead + AsyncWrite,
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let counters = &path.cell.counters;
-    let (client_read, client_write) = client.into_split();
-    let (pod_read, mut pod_write) = tokio::io::split(pod);
+    let (client_read, client_write) = client.split();
     let mut up_reader = BufReader::with_capacity(
         UP_BUFFER,
         Counted {
@@ -176,20 +262,21 @@ where
             count: &counters.bytes_sent,
         },
     );
-    let mut down_reader = BufReader::with_capacity(DOWN_BUFFER, pod_read);
     let mut down_writer = Counted {
         inner: client_write,
         count: &counters.bytes_received,
     };
-    // The client-to-pod half owns its ends and hands them back when it finishes, so the
+    let mut client_spoke = false;
+    // The client-to-pod half hands back the client's read half when it finishes, so the
     // client socket can then be watched for a reset while the answer is still flowing.
-    let up = async move {
+    let up = async {
         let end = loop {
             let chunk = match up_reader.fill_buf().await {
                 Ok([]) => break Upstream::Eof,
                 Ok(chunk) => chunk,
                 Err(_) => break Upstream::ClientGone,
             };
+            client_spoke = true;
             let n = chunk.len();
             if pod_write.write_all(chunk).await.is_err() {
                 break Upstream::PodGone;
@@ -197,44 +284,54 @@ where
             up_reader.consume(n);
         };
         if matches!(end, Upstream::Eof) {
+            client_spoke = true;
             if half_close == HalfClose::Forward {
                 let _ = pod_write.shutdown().await;
             } else {
                 let _ = pod_write.flush().await;
             }
         }
-        (end, up_reader.into_inner().inner, pod_write)
+        (end, up_reader.into_inner().inner)
     };
     let down = async {
         // The pod's first bytes (not a stream merely opening) are the evidence that the path
         // works, which clears "degraded". Checked once per connection, as the data arrives.
-        if matches!(down_reader.fill_buf().await, Ok(chunk) if !chunk.is_empty()) {
+        if matches!(pod_read.fill_buf().await, Ok(chunk) if !chunk.is_empty()) {
             path.cell.pod_replied();
         }
-        let _ = tokio::io::copy_buf(&mut down_reader, &mut down_writer).await;
+        let delivered = tokio::io::copy_buf(pod_read, &mut down_writer)
+            .await
+            .unwrap_or_default();
         let _ = down_writer.inner.shutdown().await;
+        delivered
     };
     tokio::pin!(up, down);
     let mut up_open = true;
-    // After the client's half-close: its read half (to watch for a reset) and the pod-bound
-    // half, kept open on purpose.
-    let mut half_closed: Option<(tokio::net::tcp::OwnedReadHalf, tokio::io::WriteHalf<S>)> = None;
-    loop {
+    // After the client's half-close: its read half, to watch for a reset.
+    let mut half_closed: Option<tokio::net::tcp::ReadHalf<'_>> = None;
+    let end = loop {
         tokio::select! {
-            () = &mut down => return,
-            (end, client_read, pod_write) = &mut up, if up_open => {
+            delivered = &mut down => break (CopyEnd::Pod, delivered),
+            (end, client_read) = &mut up, if up_open => {
                 up_open = false;
                 match end {
-                    Upstream::ClientGone => return,
+                    Upstream::ClientGone => break (CopyEnd::ClientGone, 0),
                     Upstream::PodGone => {}
                     Upstream::Eof => {
                         keep_alive(client_read.as_ref());
-                        half_closed = Some((client_read, pod_write));
+                        half_closed = Some(client_read);
                     }
                 }
             }
-            () = client_failed(half_closed.as_ref().map(|(c, _)| c.as_ref())), if half_closed.is_some() => return,
+            () = client_failed(half_closed.as_ref().map(AsRef::as_ref)), if half_closed.is_some() => {
+                break (CopyEnd::ClientGone, 0);
+            }
         }
+    };
+    Copied {
+        end: end.0,
+        client_spoke,
+        delivered: end.1,
     }
 }
 
@@ -266,7 +363,7 @@ async fn client_failed(client: Option<&TcpStream>) {
 
 /// Pick a pod and open a port-forward stream to it, trying other Ready pods when one fails,
 /// waiting up to `ready_wait` for a Ready pod to appear.
-async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Portforwarder)> {
+async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, PodStream)> {
     let deadline = Instant::now() + path.ready_wait;
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
@@ -274,6 +371,12 @@ async fn open(path: &PortPath, peer: SocketAddr) -> Option<(Pick, kube::api::Por
         let Some(pick) = wait_for_pick(path, peer, &tried, deadline).await else {
             break;
         };
+        {
+            // Pods that left the routes get no new streams: let their connections close.
+            let routes = path.routes.borrow();
+            path.links
+                .retain(|pod| routes.pods.iter().any(|p| p.name == pod));
+        }
         let started = std::time::Instant::now();
         match attempt(path, &pick, started).await {
             Ok(forwarder) => return Some((pick, forwarder)),
@@ -336,13 +439,8 @@ async fn attempt(
     path: &PortPath,
     pick: &Pick,
     started: std::time::Instant,
-) -> Result<kube::api::Portforwarder, ClusterError> {
-    let access = Access::port_forward(&path.namespace, &pick.pod);
-    let ports = [pick.port];
-    let request = tokio::time::timeout(
-        path.connect_timeout,
-        path.pods.portforward(&pick.pod, &ports),
-    );
+) -> Result<PodStream, ClusterError> {
+    let request = tokio::time::timeout(path.connect_timeout, open_stream(path, pick));
     tokio::pin!(request);
     let answer = match tokio::time::timeout(STALL_NOTICE, &mut request).await {
         Ok(answer) => answer,
@@ -353,23 +451,59 @@ async fn attempt(
             request.await
         }
     };
-    match answer {
-        Ok(Ok(forwarder)) => Ok(forwarder),
-        Ok(Err(err)) => Err(ClusterError::from_kube(
-            &path.context,
-            &path.url,
-            &access,
-            &err,
-        )),
-        Err(_) => Err(ClusterError::Unreachable {
+    answer.unwrap_or_else(|_| {
+        Err(ClusterError::Unreachable {
             context: path.context.clone(),
             url: path.url.clone(),
             reason: format!(
                 "no answer to a port-forward request within {} s",
                 path.connect_timeout.as_secs_f32()
             ),
-        }),
+        })
+    })
+}
+
+/// Opens a stream to the pod: a SPDY stream pair on the tunnel's connection to it, or a v4
+/// WebSocket of its own when the server refuses SPDY tunnelling. A refusal is only remembered
+/// when the v4 WebSocket then works (so a 403 or 404 is reported in the v4 request's words,
+/// and an overloaded server's 5xx does not switch the tunnel for good).
+async fn open_stream(path: &PortPath, pick: &Pick) -> Result<PodStream, ClusterError> {
+    let access = Access::port_forward(&path.namespace, &pick.pod);
+    let from_kube =
+        |err: &kube::Error| ClusterError::from_kube(&path.context, &path.url, &access, err);
+    let mut refused = None;
+    if !path.links.spdy_unavailable() {
+        match path.links.open(&pick.pod, pick.port).await {
+            Ok(stream) => {
+                path.cell.set_transport(Transport::Spdy);
+                return Ok(PodStream::Spdy(stream));
+            }
+            Err(SpdyError::Refused { status, message }) => {
+                tracing::debug!(pod = %pick.pod, status, %message, "SPDY tunnel refused; trying the v4 WebSocket");
+                refused = Some(status);
+            }
+            Err(SpdyError::Connect(reason)) => {
+                tracing::debug!(pod = %pick.pod, %reason, "SPDY tunnel failed; trying the v4 WebSocket");
+            }
+            Err(SpdyError::Api(err)) => return Err(from_kube(&err)),
+            Err(err @ (SpdyError::Closed(_) | SpdyError::NoReply(_) | SpdyError::Pod(_))) => {
+                return Err(ClusterError::Other {
+                    context: path.context.clone(),
+                    reason: format!("pod {}: {err}", pick.pod),
+                });
+            }
+        }
     }
+    let forwarder = path
+        .pods
+        .portforward(&pick.pod, &[pick.port])
+        .await
+        .map_err(|e| from_kube(&e))?;
+    if refused.is_some_and(|status| status != 429 && status < 500) {
+        path.links.remember_spdy_unavailable();
+    }
+    path.cell.set_transport(Transport::WebSocket);
+    Ok(PodStream::WebSocket(forwarder))
 }
 
 /// Counts bytes passing through a reader or writer into a tunnel counter.

@@ -27,6 +27,8 @@ pub mod spdy;
 pub mod state;
 pub mod stats;
 pub(crate) mod supervisor;
+pub mod transport;
 
 pub use state::TunnelState;
 pub use stats::{ErrorRecord, EventKind, ForwardedPort, TunnelEvent, TunnelId, TunnelSnapshot};
+pub use transport::Transport;

@@ -12,8 +12,7 @@
 //! reader is behind (all of a pod's streams then wait, as with kubectl), and a slow pod side
 //! stops the local reads through a bounded queue. Nothing buffers without bound.
 //!
-//! Not yet used by the tunnel engine (which forwards over kube-rs's v4 WebSocket); this is the
-//! transport the engine is moving to.
+//! The tunnel engine keeps one per (tunnel, pod) (see [`super::transport`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,12 +24,13 @@ use futures::{SinkExt, StreamExt};
 use http::header;
 use hyper_util::rt::TokioIo;
 use spdy::{Decoder, Encoder, Frame, HeaderBlock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::sync::PollSender;
 
 /// The WebSocket subprotocol of kubectl's SPDY tunnel.
 pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
@@ -61,6 +61,10 @@ pub enum SpdyError {
     /// without SPDY tunnelling answers 400; the caller may fall back to the v4 WebSocket).
     #[error("the API server refused the SPDY port-forward tunnel (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
+    /// The request did not get an answer (unreachable, TLS, credentials): the caller maps it
+    /// to words with the context's details.
+    #[error("the port-forward request failed: {0}")]
+    Api(#[source] kube::Error),
     #[error("the port-forward tunnel could not be opened: {0}")]
     Connect(String),
     /// The connection is gone or going away: open a new one.
@@ -129,7 +133,7 @@ impl Shared {
 pub struct SpdyConnection {
     out: mpsc::Sender<Out>,
     shared: Arc<Shared>,
-    _tasks: Arc<AbortOnDrop>,
+    tasks: Arc<AbortOnDrop>,
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
@@ -160,10 +164,7 @@ impl SpdyConnection {
         .header(header::SEC_WEBSOCKET_PROTOCOL, TUNNEL_PROTOCOL)
         .body(kube::client::Body::empty())
         .map_err(|e| SpdyError::Connect(e.to_string()))?;
-        let response = client
-            .send(request)
-            .await
-            .map_err(|e| SpdyError::Connect(e.to_string()))?;
+        let response = client.send(request).await.map_err(SpdyError::Api)?;
         let status = response.status();
         if status != http::StatusCode::SWITCHING_PROTOCOLS {
             let body = response
@@ -223,8 +224,13 @@ impl SpdyConnection {
         Self {
             out,
             shared,
-            _tasks: Arc::new(AbortOnDrop(vec![writer, reader])),
+            tasks: Arc::new(AbortOnDrop(vec![writer, reader])),
         }
+    }
+
+    /// Whether `other` is a clone of this connection.
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Whether new streams can still be opened (false after GOAWAY or a broken connection).
@@ -235,11 +241,63 @@ impl SpdyConnection {
     /// Forwards `local` to `port` of the pod until both directions have ended. A half-close
     /// of either side is passed on while the other direction keeps flowing.
     pub async fn forward(&self, port: u16, local: TcpStream) -> Result<ForwardStats, SpdyError> {
-        let streams = self.open(port).await?;
-        self.copy(streams, local).await
+        let SpdyStream {
+            mut reader,
+            mut writer,
+            errors,
+        } = self.open_stream(port).await?;
+        let (mut read, mut write) = local.into_split();
+        let up = async move {
+            let _ = tokio::io::copy(&mut read, &mut writer).await;
+            let _ = writer.shutdown().await;
+        };
+        let down = async move {
+            let copied = tokio::io::copy_buf(&mut reader, &mut write).await;
+            let _ = write.shutdown().await;
+            (copied, reader.cut_off(), reader.received, reader)
+        };
+        let reason = errors.message();
+        let grace = tokio::time::sleep(REPLY_TIMEOUT);
+        tokio::pin!(up, down, reason, grace);
+        // The local side's end of input only half-closes; the answer keeps coming until the
+        // pod side ends, and then its error stream says whether it failed. The upload goes on
+        // meanwhile (the pod may still be reading after it finished sending).
+        let mut up_done = false;
+        let mut ended: Option<(std::io::Result<u64>, bool, u64, StreamReader)> = None;
+        let mut failed = false;
+        let reason = loop {
+            tokio::select! {
+                d = &mut down, if ended.is_none() => {
+                    failed = d.0.is_err();
+                    if failed {
+                        // Reset or cut off: the error stream may never end; take what comes soon.
+                        grace.as_mut().reset(tokio::time::Instant::now() + ERROR_GRACE);
+                    }
+                    ended = Some(d);
+                }
+                () = &mut up, if !up_done => up_done = true,
+                r = &mut reason, if ended.is_some() => break r,
+                () = &mut grace, if failed => break None,
+            }
+        };
+        // The loop ends only once the download has.
+        let Some((copied, cut_off, received, _reader)) = ended else {
+            return Err(self.shared.closed_error());
+        };
+        if let Some(reason) = reason {
+            return Err(SpdyError::Pod(reason));
+        }
+        match copied {
+            Ok(received) => Ok(ForwardStats { received }),
+            Err(e) if cut_off => Err(SpdyError::Closed(Some(e.to_string()))),
+            Err(_) => Ok(ForwardStats { received }),
+        }
     }
 
-    async fn open(&self, port: u16) -> Result<Streams, SpdyError> {
+    /// Opens one local connection's stream pair to `port` and waits for the pod side to accept
+    /// it (one round trip). Nothing has been sent towards the application yet when this
+    /// fails, so the caller may retry on another connection.
+    pub async fn open_stream(&self, port: u16) -> Result<SpdyStream, SpdyError> {
         if !self.is_open() {
             return Err(self.shared.closed_error());
         }
@@ -248,133 +306,282 @@ impl SpdyConnection {
             .send(Out::Open { port, opened })
             .await
             .map_err(|_| self.shared.closed_error())?;
-        let mut streams = answer.await.map_err(|_| self.shared.closed_error())??;
-        match tokio::time::timeout(REPLY_TIMEOUT, &mut streams.reply).await {
-            Ok(Ok(())) => Ok(streams),
-            Ok(Err(_)) => Err(self.shared.closed_error()),
-            Err(_) => Err(SpdyError::NoReply(REPLY_TIMEOUT)),
+        let streams = answer.await.map_err(|_| self.shared.closed_error())??;
+        let Streams {
+            data_id,
+            data_rx,
+            error_rx,
+            mut reply,
+        } = streams;
+        let state = Arc::new(StreamState {
+            data_id,
+            shared: self.shared.clone(),
+            out: self.out.clone(),
+            local_fin: AtomicBool::new(false),
+            remote_fin: AtomicBool::new(false),
+            cut_off: AtomicBool::new(false),
+            _connection: self.tasks.clone(),
+        });
+        match tokio::time::timeout(REPLY_TIMEOUT, &mut reply).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(self.shared.closed_error()),
+            Err(_) => return Err(SpdyError::NoReply(REPLY_TIMEOUT)),
+        }
+        Ok(SpdyStream {
+            reader: StreamReader {
+                rx: data_rx,
+                pending: Bytes::new(),
+                ended: None,
+                received: 0,
+                state: state.clone(),
+            },
+            writer: StreamWriter {
+                out: PollSender::new(self.out.clone()),
+                state,
+            },
+            errors: PodErrors { rx: error_rx },
+        })
+    }
+}
+
+/// One local connection's way to the pod on a [`SpdyConnection`]: the pod's bytes come out of
+/// `reader`, bytes written to `writer` go to the pod (shutting it down half-closes), and
+/// `errors` says why the pod side failed, if it did. Dropping the parts before both sides
+/// have finished resets the stream, so the pod side stops too.
+pub struct SpdyStream {
+    pub reader: StreamReader,
+    pub writer: StreamWriter,
+    pub errors: PodErrors,
+}
+
+/// What the reader and writer of one stream share; resets the stream when both are gone
+/// before it ended both ways.
+struct StreamState {
+    data_id: u32,
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Out>,
+    local_fin: AtomicBool,
+    remote_fin: AtomicBool,
+    cut_off: AtomicBool,
+    /// Keeps the connection's tasks running while the stream is in use, even after the
+    /// connection itself was dropped from its pool.
+    _connection: Arc<AbortOnDrop>,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        {
+            let mut slots = lock(&self.shared.slots);
+            slots.remove(&self.data_id);
+            slots.remove(&(self.data_id - 2));
+        }
+        let finished =
+            self.local_fin.load(Ordering::Relaxed) && self.remote_fin.load(Ordering::Relaxed);
+        if finished || self.cut_off.load(Ordering::Relaxed) {
+            return;
+        }
+        let reset = Out::Frame(Frame::RstStream {
+            stream_id: self.data_id,
+            status: spdy::rst::CANCEL,
+        });
+        if let Err(mpsc::error::TrySendError::Full(reset)) = self.out.try_send(reset) {
+            let out = self.out.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = out.send(reset).await;
+                });
+            }
+        }
+    }
+}
+
+/// How the pod-to-local direction of a stream ended.
+#[derive(Debug, Clone, Copy)]
+enum ReadEnd {
+    Fin,
+    Reset(u32),
+    CutOff,
+}
+
+/// The pod's bytes of one stream, read straight out of the frames that carried them.
+pub struct StreamReader {
+    rx: mpsc::Receiver<Chunk>,
+    pending: Bytes,
+    ended: Option<ReadEnd>,
+    received: u64,
+    state: Arc<StreamState>,
+}
+
+impl StreamReader {
+    /// Whether the stream ended because its connection did (not because the pod side ended
+    /// or reset it): a connection over which nothing was exchanged can then be retried.
+    pub fn cut_off(&self) -> bool {
+        matches!(self.ended, Some(ReadEnd::CutOff))
+    }
+}
+
+impl tokio::io::AsyncBufRead for StreamReader {
+    fn poll_fill_buf(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<&[u8]>> {
+        let this = self.get_mut();
+        loop {
+            if !this.pending.is_empty() {
+                return std::task::Poll::Ready(Ok(&this.pending));
+            }
+            match this.ended {
+                Some(ReadEnd::Fin) => return std::task::Poll::Ready(Ok(&[])),
+                Some(ReadEnd::Reset(status)) => {
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        format!("the pod side reset the stream (status {status})"),
+                    )));
+                }
+                Some(ReadEnd::CutOff) => {
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        this.state.shared.closed_error().to_string(),
+                    )));
+                }
+                None => {}
+            }
+            match std::task::ready!(this.rx.poll_recv(cx)) {
+                Some(Chunk::Data(data)) => {
+                    this.received += data.len() as u64;
+                    this.pending = data;
+                }
+                Some(Chunk::Fin) => {
+                    this.state.remote_fin.store(true, Ordering::Relaxed);
+                    this.ended = Some(ReadEnd::Fin);
+                }
+                Some(Chunk::Reset(status)) => {
+                    this.state.remote_fin.store(true, Ordering::Relaxed);
+                    this.ended = Some(ReadEnd::Reset(status));
+                }
+                None => {
+                    this.state.cut_off.store(true, Ordering::Relaxed);
+                    this.ended = Some(ReadEnd::CutOff);
+                }
+            }
         }
     }
 
-    async fn copy(&self, streams: Streams, local: TcpStream) -> Result<ForwardStats, SpdyError> {
-        let Streams {
-            data_id,
-            mut data_rx,
-            mut error_rx,
-            ..
-        } = streams;
-        let (mut read, mut write) = local.into_split();
-        let out = self.out.clone();
-        let up = async move {
-            let mut sent = 0u64;
-            loop {
-                let mut buf = BytesMut::zeroed(UP_CHUNK);
-                // A read error ends the upload like an end of input does.
-                let n: usize = read.read(&mut buf).await.unwrap_or_default();
-                buf.truncate(n);
-                let frame = Frame::Data {
-                    stream_id: data_id,
-                    fin: n == 0,
-                    data: buf.freeze(),
-                };
-                if out.send(Out::Frame(frame)).await.is_err() {
-                    return sent;
-                }
-                if n == 0 {
-                    return sent;
-                }
-                sent += n as u64;
-            }
-        };
-        let out_down = self.out.clone();
-        let shared = self.shared.clone();
-        // Owns the stream's queue: once it ends, chunks still coming for it are dropped
-        // instead of holding up the connection's other streams.
-        let down = async move {
-            let mut received = 0u64;
-            loop {
-                match data_rx.recv().await {
-                    Some(Chunk::Data(b)) => {
-                        received += b.len() as u64;
-                        if write.write_all(&b).await.is_err() {
-                            // The local client went away: stop the pod side too.
-                            {
-                                let mut slots = lock(&shared.slots);
-                                slots.remove(&data_id);
-                                slots.remove(&(data_id - 2));
-                            }
-                            let _ = out_down
-                                .send(Out::Frame(Frame::RstStream {
-                                    stream_id: data_id,
-                                    status: spdy::rst::CANCEL,
-                                }))
-                                .await;
-                            return Err(None);
-                        }
-                    }
-                    Some(Chunk::Fin) => {
-                        let _ = write.shutdown().await;
-                        return Ok(received);
-                    }
-                    Some(Chunk::Reset(status)) => {
-                        return Err(Some(format!("the pod side reset the stream ({status})")));
-                    }
-                    None => return Err(Some("the connection to the pod ended".into())),
-                }
-            }
-        };
-        let errors = async move {
-            let mut text = Vec::new();
-            while let Some(chunk) = error_rx.recv().await {
-                match chunk {
-                    Chunk::Data(b) => text.extend_from_slice(&b),
-                    Chunk::Fin | Chunk::Reset(_) => break,
-                }
-            }
-            text
-        };
-        // The local side's end of input only half-closes; the answer keeps coming until the
-        // pod side ends, and then its error stream says whether it failed (unless the local
-        // client left first: then there is nobody to tell).
-        tokio::pin!(up, down, errors);
-        let mut up_done = false;
-        let down = loop {
-            tokio::select! {
-                r = &mut down => break r,
-                _ = &mut up, if !up_done => up_done = true,
-            }
-        };
-        let read_errors = async {
-            loop {
-                tokio::select! {
-                    t = &mut errors => break t,
-                    _ = &mut up, if !up_done => up_done = true,
-                }
-            }
-        };
-        let error_text = match down {
-            Err(None) => Vec::new(),
-            // Ended normally: the pod side always ends its error stream too.
-            Ok(_) => read_errors.await,
-            // Reset or cut off: the error stream may never end; take what comes soon.
-            Err(Some(_)) => tokio::time::timeout(ERROR_GRACE, read_errors)
-                .await
-                .unwrap_or_default(),
-        };
-        {
-            let mut slots = lock(&self.shared.slots);
-            slots.remove(&data_id);
-            slots.remove(&(data_id - 2));
+    fn consume(self: std::pin::Pin<&mut Self>, amount: usize) {
+        let this = self.get_mut();
+        let amount = amount.min(this.pending.len());
+        bytes::Buf::advance(&mut this.pending, amount);
+    }
+}
+
+impl tokio::io::AsyncRead for StreamReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use tokio::io::AsyncBufRead;
+        let available = std::task::ready!(self.as_mut().poll_fill_buf(cx))?;
+        let n = available.len().min(buf.remaining());
+        buf.put_slice(&available[..n]);
+        self.consume(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The pod-bound side of one stream: each write becomes a DATA frame (at most 64 KiB),
+/// queued for the connection's writer; shutting down sends DATA+FIN (half-close).
+pub struct StreamWriter {
+    out: PollSender<Out>,
+    state: Arc<StreamState>,
+}
+
+impl StreamWriter {
+    fn gone(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            self.state.shared.closed_error().to_string(),
+        )
+    }
+}
+
+impl AsyncWrite for StreamWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if data.is_empty() {
+            return std::task::Poll::Ready(Ok(0));
         }
-        let error_text = String::from_utf8_lossy(&error_text).trim().to_string();
-        if !error_text.is_empty() {
-            return Err(SpdyError::Pod(error_text));
+        if self.state.local_fin.load(Ordering::Relaxed) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
         }
-        match down {
-            Ok(received) => Ok(ForwardStats { received }),
-            Err(None) => Ok(ForwardStats { received: 0 }),
-            Err(Some(why)) => Err(SpdyError::Closed(Some(why))),
+        if std::task::ready!(self.out.poll_reserve(cx)).is_err() {
+            return std::task::Poll::Ready(Err(self.gone()));
         }
+        let n = data.len().min(UP_CHUNK);
+        let frame = Frame::Data {
+            stream_id: self.state.data_id,
+            fin: false,
+            data: Bytes::copy_from_slice(&data[..n]),
+        };
+        if self.out.send_item(Out::Frame(frame)).is_err() {
+            return std::task::Poll::Ready(Err(self.gone()));
+        }
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // The connection's writer sends queued frames as soon as it can.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.state.local_fin.load(Ordering::Relaxed) {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        if std::task::ready!(self.out.poll_reserve(cx)).is_err() {
+            return std::task::Poll::Ready(Err(self.gone()));
+        }
+        let frame = Frame::Data {
+            stream_id: self.state.data_id,
+            fin: true,
+            data: Bytes::new(),
+        };
+        if self.out.send_item(Out::Frame(frame)).is_err() {
+            return std::task::Poll::Ready(Err(self.gone()));
+        }
+        self.state.local_fin.store(true, Ordering::Relaxed);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The stream on which the pod side reports why a connection failed (the kubelet's words,
+/// "connection refused" and the like).
+pub struct PodErrors {
+    rx: mpsc::Receiver<Chunk>,
+}
+
+impl PodErrors {
+    /// The pod side's message once its error stream has ended; `None` when it ended empty
+    /// (the connection went fine) or was cut off without a word.
+    pub async fn message(mut self) -> Option<String> {
+        let mut text = Vec::new();
+        while let Some(chunk) = self.rx.recv().await {
+            match chunk {
+                Chunk::Data(b) => text.extend_from_slice(&b),
+                Chunk::Fin | Chunk::Reset(_) => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        (!text.is_empty()).then_some(text)
     }
 }
 

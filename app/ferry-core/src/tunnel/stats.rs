@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::state::{Derived, Facts, Reason, TunnelState, derive};
+use super::transport::Transport;
 use crate::spec::TunnelSpec;
 
 /// Identifies one tunnel inside one engine. Stable for the engine's life; not reused.
@@ -143,6 +144,9 @@ pub struct TunnelSnapshot {
     pub ports: Vec<ForwardedPort>,
     /// Pods new connections go to now (best first; all Ready pods when spreading).
     pub pods: Vec<String>,
+    /// The protocol the latest connection went over; `None` before the first connection.
+    #[serde(default)]
+    pub transport: Option<Transport>,
     pub active_connections: u64,
     pub total_connections: u64,
     /// Bytes from local clients to the pods.
@@ -186,6 +190,7 @@ pub(crate) struct Status {
     pub reason: Option<Reason>,
     pub ports: Vec<ForwardedPort>,
     pub pods: Vec<String>,
+    pub transport: Option<Transport>,
     pub last_error: Option<ErrorRecord>,
     pub started: Option<Instant>,
     /// When the API server last answered (a watch event, a port-forward upgrade). A failure
@@ -257,6 +262,7 @@ impl TunnelCell {
                 reason,
                 ports,
                 pods: Vec::new(),
+                transport: None,
                 last_error: None,
                 started: Some(Instant::now()),
                 api_answered: None,
@@ -377,6 +383,19 @@ impl TunnelCell {
     }
 
     /// The API server answered (a port-forward upgrade, a watch event): it is reachable.
+    /// A connection went over `transport`; republished when that changed.
+    pub(crate) fn set_transport(&self, transport: Transport) {
+        let changed = {
+            let mut status = self.lock();
+            let changed = status.transport != Some(transport);
+            status.transport = Some(transport);
+            changed
+        };
+        if changed {
+            self.sink.changed();
+        }
+    }
+
     pub(crate) fn api_answered(&self) {
         let needs = {
             let mut status = self.lock();
@@ -492,6 +511,7 @@ impl TunnelCell {
             reason: status.reason,
             ports: status.ports.clone(),
             pods: status.pods.clone(),
+            transport: status.transport,
             active_connections: load(&self.counters.active),
             total_connections: load(&self.counters.total),
             bytes_sent: load(&self.counters.bytes_sent),

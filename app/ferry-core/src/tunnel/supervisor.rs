@@ -28,6 +28,7 @@ use super::picker::{Picker, Routes};
 use super::routes::{self, Resolution};
 use super::state::{Reason, Unresolved};
 use super::stats::{Counters, EventKind, TunnelCell};
+use super::transport::PodLinks;
 use crate::engine::{ClientSource, ContextClient, EngineOptions};
 use crate::resolve::{self, PodQuery, TargetObject};
 use crate::spec::{LocalPort, Target};
@@ -549,6 +550,7 @@ impl Ports {
         api_trouble: Arc<Notify>,
     ) -> Self {
         let spec = &sup.cell.spec;
+        let links = Arc::new(PodLinks::new(kube.client.clone(), &spec.namespace));
         let paths = (0..spec.ports.len())
             .map(|index| {
                 Arc::new(PortPath {
@@ -563,6 +565,7 @@ impl Ports {
                     ready_wait: sup.options.ready_wait,
                     connect_timeout: sup.options.connect_timeout,
                     api_trouble: api_trouble.clone(),
+                    links: links.clone(),
                 })
             })
             .collect();

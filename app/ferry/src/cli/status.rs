@@ -78,20 +78,21 @@ fn print_table(status: &Status) {
         "STATE",
         "POD",
         "CONN",
+        "VIA",
         "BYTES",
         "LAST ERROR",
     ];
-    let rows: Vec<[String; 9]> = status.tunnels.iter().map(row).collect();
+    let rows: Vec<[String; 10]> = status.tunnels.iter().map(row).collect();
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 9]| {
+    let line = |cells: [&str; 10]| {
         let mut out = String::new();
         for (n, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if n == 8 {
+            if n == 9 {
                 out.push_str(cell);
             } else {
                 out.push_str(&format!("{cell:<w$}  "));
@@ -102,12 +103,12 @@ fn print_table(status: &Status) {
     line(header);
     for r in &rows {
         line([
-            &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8],
+            &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8], &r[9],
         ]);
     }
 }
 
-fn row(t: &TunnelSnapshot) -> [String; 9] {
+fn row(t: &TunnelSnapshot) -> [String; 10] {
     let local: Vec<String> = t
         .ports
         .iter()
@@ -136,6 +137,7 @@ fn row(t: &TunnelSnapshot) -> [String; 9] {
         t.state.to_string(),
         t.pods.first().cloned().unwrap_or_else(|| "-".into()),
         format!("{}/{}", t.active_connections, t.total_connections),
+        t.transport.map_or("-", |p| p.short()).to_string(),
         format!("{}↑ {}↓", bytes(t.bytes_sent), bytes(t.bytes_received)),
         t.last_error
             .as_ref()

@@ -272,6 +272,7 @@ fn tunnel(
         } else {
             Vec::new()
         },
+        transport: listening.then_some(ferry_core::tunnel::Transport::Spdy),
         connections: id,
         total_connections: id * 3,
         bytes_in: id * 18_000,

@@ -195,6 +195,8 @@ pub struct TunnelRow {
     pub status: TunnelStatus,
     pub pod: Option<String>,
     pub listeners: Vec<Listener>,
+    /// The port-forward protocol of the latest connection (`None` before the first one).
+    pub transport: Option<ferry_core::tunnel::Transport>,
     /// Open connections now.
     pub connections: u64,
     pub total_connections: u64,

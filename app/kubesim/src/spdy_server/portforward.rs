@@ -39,9 +39,13 @@ pub struct PortForward {
     pub pod: Arc<RunningPod>,
     /// Cancelled by the "drop every stream" fault: the connection closes at once.
     pub dropped: CancellationToken,
-    /// Set by the "port-forward fails for this pod" fault.
-    pub injected_error: Option<String>,
+    /// The "port-forward fails for this pod" fault, looked up for every new stream (so a
+    /// fault set or cleared while a connection is open applies to its next stream).
+    pub injected_error: InjectedError,
 }
+
+/// Looks up the injected port-forward failure of the connection's pod, if any.
+pub type InjectedError = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// The kubelet's checks on a new stream (its `httpStreamReceived`).
 fn validate(headers: &HeaderBlock) -> Result<(), String> {
@@ -123,7 +127,7 @@ impl PortForward {
                             self.pod.clone(),
                             e,
                             d,
-                            self.injected_error.clone(),
+                            (self.injected_error)(),
                             gone.clone(),
                         ));
                     }

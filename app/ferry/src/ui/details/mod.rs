@@ -142,5 +142,11 @@ fn tunnel(ui: &mut Ui, t: &super::model::TunnelRow) {
             ui.label(theme::weak("Spread"));
             ui.label(format!("{:?}", t.spec.spread));
             ui.end_row();
+            ui.label(theme::weak("Protocol"));
+            ui.label(
+                t.transport
+                    .map_or("known after the first connection", |p| p.describe()),
+            );
+            ui.end_row();
         });
 }
