@@ -2,14 +2,20 @@
 //! simulated container:
 //!
 //! - **direct**: the container's own loopback listener (no API server, no forwarder);
-//! - **Ferry**: the real `ferry forward` binary of this build profile;
+//! - **Ferry**: the real `ferry forward` binary of this build profile, over its preferred
+//!   transport (SPDY inside a WebSocket, one connection per pod);
+//! - **Ferry (v4)**: the same binary with kubesim's `PortForwardWebsockets` gate off, as on an
+//!   API server before 1.30, so Ferry falls back to one v4 WebSocket per local connection;
 //! - **kubectl (WebSocket)**: `kubectl port-forward`, SPDY inside a WebSocket (its default);
 //! - **kubectl (SPDY)**: the legacy `Upgrade: SPDY/3.1` (`KUBECTL_PORT_FORWARD_WEBSOCKETS=false`).
 //!
 //! Measured for each: one-stream download and upload, 16 parallel downloads, new-connection
 //! latency (an HTTP request on a fresh connection each time) with the API server 0 ms and
 //! `--rtt` ms away (a delay proxy between the forwarder and kubesim, the same for everyone),
-//! the forwarder's CPU seconds per GiB, and kubesim's own CPU per GiB on that path (kubesim
+//! `--concurrent` connections open at once (each downloads `--concurrent-bytes`; the
+//! forwarder's resident memory is read while all are open and their readers paused, the worst
+//! case for buffering), the forwarder's CPU seconds per GiB, and kubesim's own CPU per GiB on
+//! that path (kubesim
 //! runs on a tokio runtime of its own with named threads, so its share is read from
 //! `/proc/self/task`). Every byte is checked: downloads against kubesim's byte pattern, uploads
 //! by the count the container reports back.
@@ -19,7 +25,8 @@
 //! ```text
 //! cargo build --release -p ferry
 //! cargo run --release -p ferry-e2e --example bench_vs_kubectl [-- --short] [--bytes N]
-//!     [--parallel N] [--requests N] [--rtt-requests N] [--rtt MS] [--out DIR]
+//!     [--parallel N] [--requests N] [--rtt-requests N] [--rtt MS] [--concurrent N]
+//!     [--concurrent-bytes N] [--out DIR]
 //! ```
 //! `--short` (what CI runs, in a debug build) uses small sizes and writes to a temporary
 //! directory: it checks that every path works, never how fast.
@@ -55,6 +62,8 @@ struct Options {
     requests: usize,
     rtt_requests: usize,
     rtt_ms: u64,
+    concurrent: usize,
+    concurrent_bytes: u64,
     out: PathBuf,
     /// The output went to a temporary directory of the short mode's own: removed at the end.
     out_is_scratch: bool,
@@ -84,10 +93,10 @@ impl Options {
             }
             None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
         };
-        let (bytes, requests, rtt_requests) = if short {
-            (8 << 20, 30, 10)
+        let (bytes, requests, rtt_requests, concurrent, concurrent_bytes) = if short {
+            (8 << 20, 30, 10, 50, 64 << 10)
         } else {
-            (1 << 30, 1000, 1000)
+            (1 << 30, 1000, 1000, 1000, 1 << 20)
         };
         let at_least_one = |name: &str, n: Option<u64>| -> anyhow::Result<Option<u64>> {
             match n {
@@ -104,25 +113,31 @@ impl Options {
             rtt_requests: at_least_one("--rtt-requests", value("--rtt-requests")?)?
                 .unwrap_or(rtt_requests) as usize,
             rtt_ms: value("--rtt")?.unwrap_or(20),
+            concurrent: at_least_one("--concurrent", value("--concurrent")?)?.unwrap_or(concurrent)
+                as usize,
+            concurrent_bytes: at_least_one("--concurrent-bytes", value("--concurrent-bytes")?)?
+                .unwrap_or(concurrent_bytes),
             out_is_scratch: short && !args.iter().any(|a| a == "--out"),
             out,
         })
     }
 }
 
-/// The four ways to the container.
+/// The five ways to the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Route {
     Direct,
     Ferry,
+    FerryV4,
     KubectlWebSocket,
     KubectlSpdy,
 }
 
 impl Route {
-    const ALL: [Route; 4] = [
+    const ALL: [Route; 5] = [
         Route::Direct,
         Route::Ferry,
+        Route::FerryV4,
         Route::KubectlWebSocket,
         Route::KubectlSpdy,
     ];
@@ -131,6 +146,7 @@ impl Route {
         match self {
             Route::Direct => "direct",
             Route::Ferry => "Ferry",
+            Route::FerryV4 => "Ferry (v4)",
             Route::KubectlWebSocket => "kubectl (WebSocket)",
             Route::KubectlSpdy => "kubectl (SPDY)",
         }
@@ -147,6 +163,20 @@ struct Figures {
     rtt_latency_ms: Option<(f64, f64)>,
     forwarder_cpu_s_per_gib: Option<f64>,
     kubesim_cpu_s_per_gib: f64,
+    concurrent: Concurrent,
+}
+
+/// The many-connections phase.
+#[derive(Debug, Default, Clone, Copy)]
+struct Concurrent {
+    /// Connections that failed or delivered a wrong byte.
+    errors: usize,
+    /// The forwarder's resident memory with every connection open, in MiB.
+    rss_mib: Option<f64>,
+    /// Its peak resident memory so far (VmHWM), in MiB.
+    peak_rss_mib: Option<f64>,
+    /// Aggregate download rate once released.
+    mib_s: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -216,6 +246,10 @@ async fn run(options: &Options, sim: &Kubesim, scratch: &Path) -> anyhow::Result
     let mut figures = BTreeMap::new();
     for path in Route::ALL {
         println!("## {}", path.label());
+        // Ferry (v4) sees an API server without SPDY tunnelling; everyone else the default.
+        sim.primary()
+            .port_forward_websockets
+            .store(path != Route::FerryV4, std::sync::atomic::Ordering::Relaxed);
         let near = Forwarder::start(
             path,
             &ferry,
@@ -315,7 +349,7 @@ impl Forwarder {
                 addr: direct,
                 process: None,
             }),
-            Route::Ferry => {
+            Route::Ferry | Route::FerryV4 => {
                 let home = tempfile::Builder::new()
                     .prefix("home-")
                     .tempdir_in(scratch)?;
@@ -480,6 +514,13 @@ async fn measure(options: &Options, forwarder: &Forwarder) -> anyhow::Result<Fig
     let after = Cpu::now(forwarder.pid())?;
     let moved = (2 * options.bytes + each * options.parallel as u64) as f64 / GIB;
     let latency = latencies(addr, options.requests).await?;
+    let concurrent = many_at_once(
+        addr,
+        options.concurrent,
+        options.concurrent_bytes,
+        forwarder.pid(),
+    )
+    .await?;
     let f = Figures {
         download_mib_s,
         upload_mib_s,
@@ -491,6 +532,7 @@ async fn measure(options: &Options, forwarder: &Forwarder) -> anyhow::Result<Fig
             .zip(before.forwarder)
             .map(|(a, b)| (a - b) / moved),
         kubesim_cpu_s_per_gib: (after.kubesim - before.kubesim) / moved,
+        concurrent,
     };
     println!(
         "  download {:.0} MiB/s, upload {:.0} MiB/s, {} parallel {:.0} MiB/s; new connection p50 {:.2} ms p99 {:.2} ms; CPU/GiB forwarder {} kubesim {:.2} s",
@@ -504,7 +546,136 @@ async fn measure(options: &Options, forwarder: &Forwarder) -> anyhow::Result<Fig
             .map_or("-".to_string(), |c| format!("{c:.2} s")),
         f.kubesim_cpu_s_per_gib
     );
+    let mib = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+    println!(
+        "  {} connections at once: {} errors, {:.0} MiB/s; forwarder RSS {} with all open, peak {}",
+        options.concurrent,
+        concurrent.errors,
+        concurrent.mib_s,
+        mib(concurrent.rss_mib),
+        mib(concurrent.peak_rss_mib),
+    );
     Ok(f)
+}
+
+/// Opens `n` connections at once, each downloading `bytes` over HTTP keep-alive (every byte
+/// checked) and then staying open; reads the forwarder's memory once all `n` are open and
+/// idle, then has each send a second request on the same connection and read its answer to
+/// the end. The aggregate rate is of the concurrent downloads; the peak memory (VmHWM) is
+/// read at the end. Failed connections are counted, not fatal.
+async fn many_at_once(
+    addr: SocketAddr,
+    n: usize,
+    bytes: u64,
+    pid: Option<u32>,
+) -> anyhow::Result<Concurrent> {
+    let opened = std::sync::Arc::new(tokio::sync::Barrier::new(n + 1));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let opened = opened.clone();
+            let mut released = released.clone();
+            tokio::spawn(async move {
+                let first = tokio::time::timeout(
+                    Duration::from_secs(120),
+                    keep_alive_download(addr, bytes),
+                )
+                .await
+                .context("no whole download within 120 s")
+                .and_then(|r| r);
+                opened.wait().await;
+                let _ = released.wait_for(|go| *go).await;
+                let mut stream = first?;
+                stream
+                    .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                    .await?;
+                let mut answer = Vec::new();
+                tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+                    .await
+                    .context("no second answer within 60 s")??;
+                if !String::from_utf8_lossy(&answer).contains("You've hit") {
+                    bail!(
+                        "the second request on a kept-open connection got {:?}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    opened.wait().await;
+    let mib_s = (n as u64 * bytes) as f64 / MIB / started.elapsed().as_secs_f64();
+    let rss_mib = pid
+        .map(|pid| proc_status_mib(pid, "VmRSS:"))
+        .transpose()?
+        .flatten();
+    let _ = release.send(true);
+    let mut errors = 0;
+    for task in tasks {
+        if let Err(err) = task.await? {
+            if errors == 0 {
+                println!("  first failed connection: {err:#}");
+            }
+            errors += 1;
+        }
+    }
+    let peak_rss_mib = pid
+        .map(|pid| proc_status_mib(pid, "VmHWM:"))
+        .transpose()?
+        .flatten();
+    Ok(Concurrent {
+        errors,
+        rss_mib,
+        peak_rss_mib,
+        mib_s,
+    })
+}
+
+/// `GET /bytes/N` on a new connection kept alive: reads exactly the `Content-Length` body,
+/// every byte checked, and returns the connection, still open.
+async fn keep_alive_download(addr: SocketAddr, bytes: u64) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let request = format!("GET /bytes/{bytes} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let (head, first) = read_head(&mut stream).await?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("download answered {head:?}");
+    }
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<u64>().ok())?
+        })
+        .with_context(|| format!("no Content-Length in {head:?}"))?;
+    if length != bytes {
+        bail!("asked for {bytes} bytes, Content-Length says {length}");
+    }
+    let mut body = Body::new();
+    body.check(&first)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    while body.got < bytes {
+        let want = (bytes - body.got).min(buf.len() as u64) as usize;
+        let n = stream.read(&mut buf[..want]).await?;
+        if n == 0 {
+            bail!("the connection closed after {} of {bytes} bytes", body.got);
+        }
+        body.check(&buf[..n])?;
+    }
+    Ok(stream)
+}
+
+/// A `/proc/PID/status` figure given in kB, in MiB.
+fn proc_status_mib(pid: u32, field: &str) -> anyhow::Result<Option<f64>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0))
 }
 
 /// Reads the HTTP response head (up to and including the blank line); returns the head and
@@ -528,9 +699,15 @@ async fn read_head(stream: &mut TcpStream) -> anyhow::Result<(String, Vec<u8>)> 
     }
 }
 
-/// `GET /bytes/N` on a new connection; every byte is checked against kubesim's pattern (byte
-/// `i` of the body is `i % 256`).
+/// `GET /bytes/N` on a new connection; every byte is checked against kubesim's pattern, which
+/// is stricter than comparing digests.
 async fn download(addr: SocketAddr, bytes: u64) -> anyhow::Result<()> {
+    let (stream, first) = open_download(addr, bytes).await?;
+    finish_download(stream, first, bytes).await
+}
+
+/// Sends `GET /bytes/N` and reads the response head; returns the body bytes that came with it.
+async fn open_download(addr: SocketAddr, bytes: u64) -> anyhow::Result<(TcpStream, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let request =
@@ -540,30 +717,58 @@ async fn download(addr: SocketAddr, bytes: u64) -> anyhow::Result<()> {
     if !head.starts_with("HTTP/1.1 200") {
         bail!("download answered {head:?}");
     }
-    const BUF: usize = 256 * 1024;
-    let pattern: Vec<u8> = (0..BUF + 256).map(|i| i as u8).collect();
-    let mut got = 0u64;
-    let check = |data: &[u8], got: &mut u64| -> anyhow::Result<()> {
-        let start = (*got % 256) as usize;
-        if data != &pattern[start..start + data.len()] {
-            bail!("a downloaded byte differs from the pattern near offset {got}");
-        }
-        *got += data.len() as u64;
-        Ok(())
-    };
-    check(&first, &mut got)?;
-    let mut buf = vec![0u8; BUF];
+    Ok((stream, first))
+}
+
+/// Reads the rest of a download to the end of the connection, checking every byte and the
+/// length.
+async fn finish_download(mut stream: TcpStream, first: Vec<u8>, bytes: u64) -> anyhow::Result<()> {
+    let mut body = Body::new();
+    body.check(&first)?;
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             break;
         }
-        check(&buf[..n], &mut got)?;
+        body.check(&buf[..n])?;
     }
-    if got != bytes {
-        bail!("downloaded {got} bytes of {bytes}");
+    if body.got != bytes {
+        bail!("downloaded {} bytes of {bytes}", body.got);
     }
     Ok(())
+}
+
+/// A `/bytes/N` body being checked against kubesim's pattern (byte `i` is `i % 256`).
+struct Body {
+    got: u64,
+}
+
+impl Body {
+    fn new() -> Self {
+        Self { got: 0 }
+    }
+
+    fn check(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        // Compared with a copy of the pattern (memcmp), so checking takes as little as
+        // possible of the two cores the forwarder needs.
+        const LONGEST: usize = 256 * 1024;
+        static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let pattern = PATTERN.get_or_init(|| (0..LONGEST + 256).map(|i| i as u8).collect());
+        let start = (self.got % 256) as usize;
+        let differs = data.chunks(LONGEST).enumerate().any(|(i, chunk)| {
+            let at = (start + i * LONGEST) % 256;
+            chunk != &pattern[at..at + chunk.len()]
+        });
+        if differs {
+            bail!(
+                "a downloaded byte differs from the pattern near offset {}",
+                self.got
+            );
+        }
+        self.got += data.len() as u64;
+        Ok(())
+    }
 }
 
 /// `POST` of N bytes on a new connection, timed until the container says it has them all.
@@ -630,9 +835,10 @@ async fn latencies(addr: SocketAddr, n: usize) -> anyhow::Result<(f64, f64)> {
 
 fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
     let get = |p: Route| figures.get(&p).cloned().unwrap_or_default();
-    let (direct, ferry, ws, spdy) = (
+    let (direct, ferry, v4, ws, spdy) = (
         get(Route::Direct),
         get(Route::Ferry),
+        get(Route::FerryV4),
         get(Route::KubectlWebSocket),
         get(Route::KubectlSpdy),
     );
@@ -644,21 +850,22 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
         }
     };
     let mut t = String::new();
-    t.push_str("| What | direct | Ferry | kubectl (WebSocket) | kubectl (SPDY) | Ferry / kubectl (WebSocket) | Ferry / direct |\n");
-    t.push_str("|---|---|---|---|---|---|---|\n");
-    let mut row = |what: String, v: [f64; 4], fmt: &dyn Fn(f64) -> String, higher_better: bool| {
+    t.push_str("| What | direct | Ferry | Ferry (v4) | kubectl (WebSocket) | kubectl (SPDY) | Ferry / kubectl (WebSocket) | Ferry / direct |\n");
+    t.push_str("|---|---|---|---|---|---|---|---|\n");
+    let mut row = |what: String, v: [f64; 5], fmt: &dyn Fn(f64) -> String, higher_better: bool| {
         let cell = |x: f64| if x.is_nan() { "-".to_string() } else { fmt(x) };
         let (vs_kubectl, vs_direct) = if higher_better {
-            (ratio(v[1], v[2]), ratio(v[1], v[0]))
+            (ratio(v[1], v[3]), ratio(v[1], v[0]))
         } else {
-            (ratio(v[1], v[2]), "-".to_string())
+            (ratio(v[1], v[3]), "-".to_string())
         };
         t.push_str(&format!(
-            "| {what} | {} | {} | {} | {} | {vs_kubectl} | {} |\n",
+            "| {what} | {} | {} | {} | {} | {} | {vs_kubectl} | {} |\n",
             cell(v[0]),
             cell(v[1]),
             cell(v[2]),
             cell(v[3]),
+            cell(v[4]),
             if v[0].is_nan() {
                 "-".to_string()
             } else {
@@ -675,6 +882,7 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
         [
             direct.download_mib_s,
             ferry.download_mib_s,
+            v4.download_mib_s,
             ws.download_mib_s,
             spdy.download_mib_s,
         ],
@@ -686,6 +894,7 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
         [
             direct.upload_mib_s,
             ferry.upload_mib_s,
+            v4.upload_mib_s,
             ws.upload_mib_s,
             spdy.upload_mib_s,
         ],
@@ -697,6 +906,7 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
         [
             direct.parallel_mib_s,
             ferry.parallel_mib_s,
+            v4.parallel_mib_s,
             ws.parallel_mib_s,
             spdy.parallel_mib_s,
         ],
@@ -719,6 +929,7 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
                 [
                     lat(&direct, far, q),
                     lat(&ferry, far, q),
+                    lat(&v4, far, q),
                     lat(&ws, far, q),
                     lat(&spdy, far, q),
                 ],
@@ -730,7 +941,7 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
     let cpu = |f: &Figures| f.forwarder_cpu_s_per_gib.unwrap_or(f64::NAN);
     row(
         "Forwarder CPU per GiB".into(),
-        [f64::NAN, cpu(&ferry), cpu(&ws), cpu(&spdy)],
+        [f64::NAN, cpu(&ferry), cpu(&v4), cpu(&ws), cpu(&spdy)],
         &secs,
         false,
     );
@@ -739,10 +950,42 @@ fn markdown(options: &Options, figures: &BTreeMap<Route, Figures>) -> String {
         [
             direct.kubesim_cpu_s_per_gib,
             ferry.kubesim_cpu_s_per_gib,
+            v4.kubesim_cpu_s_per_gib,
             ws.kubesim_cpu_s_per_gib,
             spdy.kubesim_cpu_s_per_gib,
         ],
         &secs,
+        false,
+    );
+    let all = [&direct, &ferry, &v4, &ws, &spdy];
+    let n = options.concurrent;
+    let count = |x: f64| format!("{x:.0}");
+    row(
+        format!("{n} connections at once: failed"),
+        all.map(|f| f.concurrent.errors as f64),
+        &count,
+        false,
+    );
+    row(
+        format!(
+            "{n} connections at once, {} KiB each: aggregate",
+            options.concurrent_bytes >> 10
+        ),
+        all.map(|f| f.concurrent.mib_s),
+        &mibs,
+        true,
+    );
+    let mib = |x: f64| format!("{x:.1} MiB");
+    row(
+        format!("Forwarder RSS with {n} connections open"),
+        all.map(|f| f.concurrent.rss_mib.unwrap_or(f64::NAN)),
+        &mib,
+        false,
+    );
+    row(
+        "Forwarder peak RSS (VmHWM)".into(),
+        all.map(|f| f.concurrent.peak_rss_mib.unwrap_or(f64::NAN)),
+        &mib,
         false,
     );
     t
@@ -791,6 +1034,7 @@ fn plot(file: &Path, options: &Options, figures: &BTreeMap<Route, Figures>) -> a
     let colours = [
         RGBColor(120, 120, 120),
         RGBColor(31, 119, 180),
+        RGBColor(148, 103, 189),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
     ];

@@ -155,6 +155,13 @@ async fn failing_port_forwards_degrade_once_and_do_not_flap() -> Result {
     let states: Vec<TunnelState> = seen.iter().map(|(s, _)| *s).collect();
     println!("transitions with every port-forward failing: {states:?}");
     assert_eq!(states, vec![TunnelState::Degraded], "{seen:#?}");
+    // The pod side's own words (its error channel or stream) reach the tunnel's last error.
+    let last = env.engine.get(id).and_then(|s| s.last_error);
+    assert!(
+        last.as_ref()
+            .is_some_and(|e| e.message.contains("connection refused")),
+        "{last:?}"
+    );
     // Healed: the next connection that gets an answer is the evidence that restores it.
     for pod in &pods {
         cluster.faults.fail_port_forward("default", pod, None);

@@ -543,12 +543,14 @@ async fn a_pod_killed_mid_transfer_ends_only_its_own_connection() -> Result {
     let (other_id, other) = env
         .start_active(spec(&format!("pod/{other_pod}"), &["0:7777"]))
         .await?;
-    let size = 64 << 20;
-    let doomed = tokio::spawn(echo_roundtrip(local_v4(&victim, 0)?, size, 1));
+    // Far more than can be echoed before the pod is deleted, however fast the path: the
+    // doomed transfer can only end by its pod going away.
+    let endless = 1 << 40;
+    let doomed = tokio::spawn(echo_roundtrip(local_v4(&victim, 0)?, endless, 1));
     let survivors: Vec<_> = (0..10)
         .map(|i| {
             let addr = local_v4(&other, 0);
-            tokio::spawn(async move { echo_roundtrip(addr?, size / 8, i + 2).await })
+            tokio::spawn(async move { echo_roundtrip(addr?, 8 << 20, i + 2).await })
         })
         .collect();
     // Let every transfer get going, then kill the victim's pod.

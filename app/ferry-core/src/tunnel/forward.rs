@@ -14,8 +14,6 @@ use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, Interest,
     ReadBuf,
@@ -29,12 +27,8 @@ use super::picker::{Pick, Picker, Routes};
 use super::spdy::{SpdyError, SpdyStream};
 use super::stats::{Counters, TunnelCell};
 use super::transport::{PodLinks, Transport};
+use super::websocket::WebSocketTunnel;
 use crate::errors::{Access, ClusterError};
-
-/// Copy buffer from the pod to the local client over the v4 WebSocket (SPDY streams are read
-/// straight out of their frames). Large, because downloads are where throughput matters (256 KiB measured ~1.5x faster than 64 KiB through kubesim); the buffer is
-/// zero-allocated, so untouched pages of idle connections cost no resident memory.
-const DOWN_BUFFER: usize = 256 * 1024;
 
 /// Copy buffer from the local client to the pod.
 const UP_BUFFER: usize = 64 * 1024;
@@ -50,7 +44,6 @@ const MAX_PODS_PER_CONNECTION: usize = 3;
 /// What every connection of one tunnel port shares.
 pub(crate) struct PortPath {
     pub cell: Arc<TunnelCell>,
-    pub pods: Api<Pod>,
     pub context: String,
     pub url: String,
     pub namespace: String,
@@ -102,7 +95,7 @@ impl Drop for ActiveGuard<'_> {
 /// A stream to the pod, over whichever transport opened it.
 enum PodStream {
     Spdy(SpdyStream),
-    WebSocket(kube::api::Portforwarder),
+    WebSocket(WebSocketTunnel),
 }
 
 async fn connect_and_copy(path: &PortPath, mut client: TcpStream, peer: SocketAddr) {
@@ -151,20 +144,25 @@ async fn connect_and_copy(path: &PortPath, mut client: TcpStream, peer: SocketAd
                 }
                 return;
             }
-            PodStream::WebSocket(mut forwarder) => {
-                let (Some(stream), Some(error)) = (
-                    forwarder.take_stream(pick.port),
-                    forwarder.take_error(pick.port),
-                ) else {
-                    return failed("port-forward stream missing".into());
-                };
-                let (pod_read, mut pod_write) = tokio::io::split(stream);
-                let mut pod_read = BufReader::with_capacity(DOWN_BUFFER, pod_read);
-                tokio::select! {
-                    _ = copy(path, &mut client, &mut pod_read, &mut pod_write, HalfClose::Unsupported) => {}
-                    message = pod_error(error) => failed(message),
+            PodStream::WebSocket(WebSocketTunnel {
+                mut reader,
+                mut writer,
+                errors,
+            }) => {
+                let copied = copy(
+                    path,
+                    &mut client,
+                    &mut reader,
+                    &mut writer,
+                    HalfClose::Unsupported,
+                )
+                .await;
+                // The reader stops at the pod side's error, so it is known by now.
+                if copied.end == CopyEnd::Pod
+                    && let Some(message) = errors.message()
+                {
+                    failed(message);
                 }
-                forwarder.abort();
                 return;
             }
         }
@@ -185,10 +183,9 @@ async fn pod_error(message: impl std::future::Future<Output = Option<String>>) -
 /// Whether the stream to the pod can carry a half-close ("no more data from me") while data
 /// keeps flowing the other way.
 ///
-/// The v4 WebSocket port-forward protocol (kube-rs's `Portforwarder`) cannot: ending the
-/// pod-bound side makes kube-rs stop delivering the pod's data and close the WebSocket, which
-/// cut off the tail of answers to clients that half-close (`nc -N`, HTTP/1.0, backup tools).
-/// SPDY streams can.
+/// The v4 WebSocket port-forward protocol cannot: it has no way to end one direction, and
+/// closing the WebSocket would cut off the tail of answers to clients that half-close
+/// (`nc -N`, HTTP/1.0, backup tools). SPDY streams can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HalfClose {
     /// Pass the client's half-close on to the pod.
@@ -278,7 +275,9 @@ where
             };
             client_spoke = true;
             let n = chunk.len();
-            if pod_write.write_all(chunk).await.is_err() {
+            // Flushed at once: the client may be waiting for the answer to these bytes (the v4
+            // WebSocket buffers writes; a SPDY stream's flush is free).
+            if pod_write.write_all(chunk).await.is_err() || pod_write.flush().await.is_err() {
                 break Upstream::PodGone;
             }
             up_reader.consume(n);
@@ -494,16 +493,15 @@ async fn open_stream(path: &PortPath, pick: &Pick) -> Result<PodStream, ClusterE
             }
         }
     }
-    let forwarder = path
-        .pods
-        .portforward(&pick.pod, &[pick.port])
-        .await
-        .map_err(|e| from_kube(&e))?;
+    let tunnel =
+        WebSocketTunnel::connect(path.links.client(), &path.namespace, &pick.pod, pick.port)
+            .await
+            .map_err(|e| from_kube(&e))?;
     if refused.is_some_and(|status| status != 429 && status < 500) {
         path.links.remember_spdy_unavailable();
     }
     path.cell.set_transport(Transport::WebSocket);
-    Ok(PodStream::WebSocket(forwarder))
+    Ok(PodStream::WebSocket(tunnel))
 }
 
 /// Counts bytes passing through a reader or writer into a tunnel counter.

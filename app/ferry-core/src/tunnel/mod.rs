@@ -3,8 +3,10 @@
 //!
 //! One module per noun, from the bytes up:
 //! - [`listener`]: binding local ports (loopback by default, clear "port in use" errors);
-//! - [`forward`]: one local connection ↔ one port-forward WebSocket;
+//! - [`forward`]: one local connection ↔ one port-forward stream to a pod;
 //! - [`spdy`]: kubectl's SPDY tunnel, many local connections on one WebSocket per pod;
+//! - [`websocket`]: the v4 WebSocket fallback, one WebSocket per local connection;
+//! - [`transport`]: which of the two a tunnel uses, and its pool of SPDY connections;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
 //! - [`feed`]: one shared watch per (kind, context, namespace), whatever the number of tunnels
 //!   (the window's lists, [`crate::catalog`], watch through the same feeds);
@@ -28,6 +30,7 @@ pub mod state;
 pub mod stats;
 pub(crate) mod supervisor;
 pub mod transport;
+pub mod websocket;
 
 pub use state::TunnelState;
 pub use stats::{ErrorRecord, EventKind, ForwardedPort, TunnelEvent, TunnelId, TunnelSnapshot};

@@ -51,8 +51,11 @@ const UP_CHUNK: usize = 64 * 1024;
 /// Frames coalesced into one WebSocket message at most.
 const MESSAGE_LIMIT: usize = 256 * 1024;
 
-/// Chunks queued per stream towards the local side before the connection stops reading.
-const STREAM_QUEUE: usize = 32;
+/// DATA frames queued per stream towards the local side before the connection stops reading:
+/// with the kubelet's 32 KiB frames (kubesim's are 64 KiB) a stream whose local reader stalls
+/// holds at most 128 KiB (256 KiB), so 1,000 stalled connections stay within a few hundred MB
+/// at worst instead of gigabytes.
+const STREAM_QUEUE: usize = 4;
 
 /// Why the SPDY tunnel could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -555,7 +555,6 @@ impl Ports {
             .map(|index| {
                 Arc::new(PortPath {
                     cell: sup.cell.clone(),
-                    pods: Api::namespaced(kube.client.clone(), &spec.namespace),
                     context: spec.context.clone(),
                     url: kube.url.clone(),
                     namespace: spec.namespace.clone(),

@@ -78,6 +78,11 @@ impl PodLinks {
         }
     }
 
+    /// The client the tunnel's port-forward requests go through (its auth, TLS and proxy).
+    pub(crate) fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
     /// Whether new connections should go straight to the v4 WebSocket.
     pub(crate) fn spdy_unavailable(&self) -> bool {
         self.no_spdy.load(Ordering::Relaxed)
