@@ -10,7 +10,9 @@
 //! Flow control: spdystream (the kubelet's side) neither sends nor honours WINDOW_UPDATE, so
 //! backpressure is the transport's: the connection stops reading the WebSocket while a local
 //! reader is behind (all of a pod's streams then wait, as with kubectl), and a slow pod side
-//! stops the local reads through a bounded queue. Nothing buffers without bound.
+//! stops the local reads through a bounded queue. Nothing buffers without bound: a stream
+//! queues at most `STREAM_QUEUE` frames, and all of a connection's streams together at most
+//! `CONNECTION_BUDGET` bytes, however many local connections it carries.
 //!
 //! The tunnel engine keeps one per (tunnel, pod) (see [`super::transport`]).
 
@@ -26,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use spdy::{Decoder, Encoder, Frame, HeaderBlock};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -57,6 +59,12 @@ const MESSAGE_LIMIT: usize = 256 * 1024;
 /// at worst instead of gigabytes.
 const STREAM_QUEUE: usize = 4;
 
+/// Bytes from the pod a connection holds for its local readers at most, over all its streams:
+/// 1,000 busy connections to one pod cost 16 MiB of buffers, not 1,000 full stream queues.
+/// The connection stops reading the WebSocket (as for a full stream queue) until readers catch
+/// up; only if many local readers stall at once does that hold up the pod's other streams.
+const CONNECTION_BUDGET: usize = 16 << 20;
+
 /// Why the SPDY tunnel could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpdyError {
@@ -82,7 +90,8 @@ pub enum SpdyError {
 
 /// What a stream's reader gets.
 enum Chunk {
-    Data(Bytes),
+    /// Data, with its share of the connection's budget, given back once it is consumed.
+    Data(Bytes, OwnedSemaphorePermit),
     Fin,
     Reset(u32),
 }
@@ -112,6 +121,8 @@ struct Slot {
 
 struct Shared {
     slots: Mutex<HashMap<u32, Slot>>,
+    /// Bytes of `CONNECTION_BUDGET` not queued for a local reader.
+    budget: Arc<Semaphore>,
     closed: AtomicBool,
     why: Mutex<Option<String>>,
 }
@@ -218,6 +229,7 @@ impl SpdyConnection {
         let (sink, stream) = ws.split();
         let shared = Arc::new(Shared {
             slots: Mutex::default(),
+            budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
             closed: AtomicBool::new(false),
             why: Mutex::default(),
         });
@@ -334,6 +346,7 @@ impl SpdyConnection {
             reader: StreamReader {
                 rx: data_rx,
                 pending: Bytes::new(),
+                held: None,
                 ended: None,
                 received: 0,
                 state: state.clone(),
@@ -410,6 +423,8 @@ enum ReadEnd {
 pub struct StreamReader {
     rx: mpsc::Receiver<Chunk>,
     pending: Bytes,
+    /// `pending`'s share of the connection's budget.
+    held: Option<OwnedSemaphorePermit>,
     ended: Option<ReadEnd>,
     received: u64,
     state: Arc<StreamState>,
@@ -450,9 +465,10 @@ impl tokio::io::AsyncBufRead for StreamReader {
                 None => {}
             }
             match std::task::ready!(this.rx.poll_recv(cx)) {
-                Some(Chunk::Data(data)) => {
+                Some(Chunk::Data(data, held)) => {
                     this.received += data.len() as u64;
                     this.pending = data;
+                    this.held = Some(held);
                 }
                 Some(Chunk::Fin) => {
                     this.state.remote_fin.store(true, Ordering::Relaxed);
@@ -474,6 +490,9 @@ impl tokio::io::AsyncBufRead for StreamReader {
         let this = self.get_mut();
         let amount = amount.min(this.pending.len());
         bytes::Buf::advance(&mut this.pending, amount);
+        if this.pending.is_empty() {
+            this.held = None;
+        }
     }
 }
 
@@ -579,7 +598,7 @@ impl PodErrors {
         let mut text = Vec::new();
         while let Some(chunk) = self.rx.recv().await {
             match chunk {
-                Chunk::Data(b) => text.extend_from_slice(&b),
+                Chunk::Data(b, _) => text.extend_from_slice(&b),
                 Chunk::Fin | Chunk::Reset(_) => break,
             }
         }
@@ -791,7 +810,12 @@ async fn dispatch(frame: Frame, out: &mpsc::Sender<Out>, shared: &Shared) -> boo
             data,
         } => {
             if !data.is_empty() {
-                deliver(shared, stream_id, Chunk::Data(data)).await;
+                // The pod's bytes wait for room in the budget first (backpressure).
+                let share = u32::try_from(data.len().min(CONNECTION_BUDGET)).unwrap_or(u32::MAX);
+                let Ok(held) = shared.budget.clone().acquire_many_owned(share).await else {
+                    return false;
+                };
+                deliver(shared, stream_id, Chunk::Data(data, held)).await;
             }
             if fin {
                 deliver(shared, stream_id, Chunk::Fin).await;
