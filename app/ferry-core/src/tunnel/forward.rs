@@ -14,9 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf,
-};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -510,26 +508,10 @@ async fn open_stream(path: &PortPath, pick: &Pick) -> Result<PodStream, ClusterE
     Ok(PodStream::WebSocket(tunnel))
 }
 
-/// Counts bytes passing through a reader or writer into a tunnel counter.
+/// Counts the bytes written to the local client into a tunnel counter.
 struct Counted<'a, S> {
     inner: S,
     count: &'a AtomicU64,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len().saturating_sub(before);
-        if read > 0 {
-            Counters::add(self.count, read as u64);
-        }
-        result
-    }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
