@@ -55,8 +55,8 @@ const MESSAGE_LIMIT: usize = 256 * 1024;
 
 /// DATA frames queued per stream towards the local side before the connection stops reading:
 /// with the kubelet's 32 KiB frames (kubesim's are 64 KiB) a stream whose local reader stalls
-/// holds at most 128 KiB (256 KiB), so 1,000 stalled connections stay within a few hundred MB
-/// at worst instead of gigabytes.
+/// holds at most 128 KiB (256 KiB) of the connection's budget, so one stalled reader leaves the
+/// rest of the budget to the pod's other streams.
 const STREAM_QUEUE: usize = 4;
 
 /// Bytes from the pod a connection holds for its local readers at most, over all its streams:
