@@ -26,10 +26,12 @@
 //! cargo build --release -p ferry
 //! cargo run --release -p ferry-e2e --example bench_vs_kubectl [-- --short] [--bytes N]
 //!     [--parallel N] [--requests N] [--rtt-requests N] [--rtt MS] [--concurrent N]
-//!     [--concurrent-bytes N] [--out DIR]
+//!     [--concurrent-bytes N] [--routes LIST] [--out DIR]
 //! ```
 //! `--short` (what CI runs, in a debug build) uses small sizes and writes to a temporary
-//! directory: it checks that every path works, never how fast.
+//! directory: it checks that every path works, never how fast. `--routes` (a comma-separated
+//! subset of `direct,ferry,ferry-v4,kubectl-ws,kubectl-spdy`) measures only those, for profiling
+//! one path, and prints the table without writing it unless `--out` is given.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,6 +50,10 @@ use kubesim::{Kubesim, KubesimConfig, Timing, World};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+const USAGE: &str = "usage: bench_vs_kubectl [--short] [--bytes N] [--parallel N] [--requests N]
+    [--rtt-requests N] [--rtt MS] [--concurrent N] [--concurrent-bytes N]
+    [--routes direct,ferry,ferry-v4,kubectl-ws,kubectl-spdy] [--out DIR]";
+
 /// Name of kubesim's runtime threads, by which its CPU time is told apart from the client's.
 const KUBESIM_THREADS: &str = "kubesim";
 const MIB: f64 = 1024.0 * 1024.0;
@@ -64,14 +70,38 @@ struct Options {
     rtt_ms: u64,
     concurrent: usize,
     concurrent_bytes: u64,
-    out: PathBuf,
+    routes: Vec<Route>,
+    /// Where the table and plot go; `None` for a `--routes` subset without `--out`.
+    out: Option<PathBuf>,
     /// The output went to a temporary directory of the short mode's own: removed at the end.
     out_is_scratch: bool,
 }
 
 impl Options {
-    fn parse() -> anyhow::Result<Options> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+    /// The options of `args` (without the program name); `None` when `--help` was asked.
+    fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
+        const FLAGS: [&str; 3] = ["--short", "--help", "-h"];
+        const VALUED: [&str; 9] = [
+            "--bytes",
+            "--parallel",
+            "--requests",
+            "--rtt-requests",
+            "--rtt",
+            "--concurrent",
+            "--concurrent-bytes",
+            "--routes",
+            "--out",
+        ];
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            if arg == "--help" || arg == "-h" {
+                return Ok(None);
+            } else if VALUED.contains(&arg.as_str()) {
+                rest.next();
+            } else if !FLAGS.contains(&arg.as_str()) {
+                bail!("unknown argument {arg:?}\n{USAGE}");
+            }
+        }
         let short = args.iter().any(|a| a == "--short");
         let value = |name: &str| -> anyhow::Result<Option<u64>> {
             match args.iter().position(|a| a == name) {
@@ -86,12 +116,25 @@ impl Options {
                 }
             }
         };
+        let routes = match args.iter().position(|a| a == "--routes") {
+            None => None,
+            Some(i) => Some(
+                args.get(i + 1)
+                    .context("--routes needs a list")?
+                    .split(',')
+                    .map(Route::from_name)
+                    .collect::<anyhow::Result<Vec<Route>>>()?,
+            ),
+        };
         let out = match args.iter().position(|a| a == "--out") {
-            Some(i) => PathBuf::from(args.get(i + 1).context("--out needs a directory")?),
+            Some(i) => Some(PathBuf::from(
+                args.get(i + 1).context("--out needs a directory")?,
+            )),
             None if short => {
-                std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()))
+                Some(std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id())))
             }
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
+            None if routes.is_some() => None,
+            None => Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")),
         };
         let (bytes, requests, rtt_requests, concurrent, concurrent_bytes) = if short {
             (8 << 20, 30, 10, 50, 64 << 10)
@@ -104,7 +147,7 @@ impl Options {
                 n => Ok(n),
             }
         };
-        Ok(Options {
+        Ok(Some(Options {
             short,
             bytes: at_least_one("--bytes", value("--bytes")?)?.unwrap_or(bytes),
             parallel: at_least_one("--parallel", value("--parallel")?)?.unwrap_or(16) as usize,
@@ -118,8 +161,9 @@ impl Options {
             concurrent_bytes: at_least_one("--concurrent-bytes", value("--concurrent-bytes")?)?
                 .unwrap_or(concurrent_bytes),
             out_is_scratch: short && !args.iter().any(|a| a == "--out"),
+            routes: routes.unwrap_or(Route::ALL.to_vec()),
             out,
-        })
+        }))
     }
 }
 
@@ -141,6 +185,20 @@ impl Route {
         Route::KubectlWebSocket,
         Route::KubectlSpdy,
     ];
+
+    /// The route a `--routes` name stands for.
+    fn from_name(name: &str) -> anyhow::Result<Route> {
+        Ok(match name {
+            "direct" => Route::Direct,
+            "ferry" => Route::Ferry,
+            "ferry-v4" => Route::FerryV4,
+            "kubectl-ws" => Route::KubectlWebSocket,
+            "kubectl-spdy" => Route::KubectlSpdy,
+            other => bail!(
+                "--routes: no route {other:?} (direct, ferry, ferry-v4, kubectl-ws, kubectl-spdy)"
+            ),
+        })
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -180,7 +238,11 @@ struct Concurrent {
 }
 
 fn main() -> anyhow::Result<()> {
-    let options = Options::parse()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(options) = Options::parse(&args)? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
     let kubesim_runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(KUBESIM_THREADS)
         .enable_all()
@@ -244,7 +306,7 @@ async fn run(options: &Options, sim: &Kubesim, scratch: &Path) -> anyhow::Result
         if options.short { " (short mode)" } else { "" }
     );
     let mut figures = BTreeMap::new();
-    for path in Route::ALL {
+    for &path in &options.routes {
         println!("## {}", path.label());
         // Ferry (v4) sees an API server without SPDY tunnelling; everyone else the default.
         sim.primary()
@@ -285,14 +347,17 @@ async fn run(options: &Options, sim: &Kubesim, scratch: &Path) -> anyhow::Result
     }
     let table = markdown(options, &figures);
     println!("\n{table}");
-    std::fs::create_dir_all(&options.out)?;
-    let table_file = options.out.join("bench_vs_kubectl.md");
+    let Some(out) = &options.out else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(out)?;
+    let table_file = out.join("bench_vs_kubectl.md");
     std::fs::write(&table_file, &table)?;
-    let plot_file = options.out.join("bench_vs_kubectl.svg");
+    let plot_file = out.join("bench_vs_kubectl.svg");
     plot(&plot_file, options, &figures)?;
     println!("wrote {} and {}", table_file.display(), plot_file.display());
     if options.out_is_scratch {
-        let _ = std::fs::remove_dir_all(&options.out);
+        let _ = std::fs::remove_dir_all(out);
     }
     Ok(())
 }
@@ -1055,4 +1120,43 @@ fn plot(file: &Path, options: &Options, figures: &BTreeMap<Route, Figures>) -> a
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Option<Options>> {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn help_and_unknown_arguments_run_nothing() {
+        assert!(parse(&["--help"]).expect("help is no error").is_none());
+        assert!(
+            parse(&["--short", "-h"])
+                .expect("help is no error")
+                .is_none()
+        );
+        let err = parse(&["--bogus"])
+            .err()
+            .expect("an unknown argument is an error");
+        assert!(err.to_string().contains("--bogus"), "{err}");
+        assert!(parse(&["--routes", "ferry,nope"]).is_err());
+        assert!(parse(&["--bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_subset_of_routes_writes_no_files_unless_asked() {
+        let subset = parse(&["--routes", "ferry,kubectl-ws"]).unwrap().unwrap();
+        assert_eq!(subset.routes, [Route::Ferry, Route::KubectlWebSocket]);
+        assert!(subset.out.is_none());
+        let asked = parse(&["--routes", "ferry", "--out", "/tmp/x"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(asked.out, Some(PathBuf::from("/tmp/x")));
+        let all = parse(&[]).unwrap().unwrap();
+        assert_eq!(all.routes, Route::ALL);
+        assert!(all.out.is_some_and(|o| o.ends_with("docs")));
+    }
 }

@@ -116,6 +116,30 @@ pub enum EncodeError {
     Compression(String),
 }
 
+/// What [`Decoder`] reads from: a growing buffer or bytes received whole.
+trait Input: Buf + std::ops::Deref<Target = [u8]> {
+    /// Takes the next `n` bytes (all there) without copying.
+    fn take(&mut self, n: usize) -> Bytes;
+    /// `n` more bytes are needed for the frame at the front.
+    fn expect(&mut self, _n: usize) {}
+}
+
+impl Input for BytesMut {
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n).freeze()
+    }
+
+    fn expect(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl Input for Bytes {
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n)
+    }
+}
+
 /// Reads frames from the bytes of one direction of a connection, which may arrive split
 /// anywhere (TCP reads, WebSocket messages). Holds that direction's zlib context.
 pub struct Decoder {
@@ -149,6 +173,17 @@ impl Decoder {
     /// Takes one complete frame off the front of `buf`, or returns `Ok(None)` (consuming
     /// nothing) when `buf` does not hold a whole frame yet. Append more bytes and call again.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        self.decode_from(buf)
+    }
+
+    /// [`Decoder::decode`] on bytes already received whole, such as a WebSocket message:
+    /// payloads are slices of `buf`, nothing is copied. When `buf` ends inside a frame,
+    /// `Ok(None)` leaves that rest in `buf`, for the caller to prepend to what comes next.
+    pub fn decode_bytes(&mut self, buf: &mut Bytes) -> Result<Option<Frame>, DecodeError> {
+        self.decode_from(buf)
+    }
+
+    fn decode_from<B: Input>(&mut self, buf: &mut B) -> Result<Option<Frame>, DecodeError> {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -162,11 +197,11 @@ impl Decoder {
             });
         }
         if buf.len() < HEADER_LEN + length {
-            buf.reserve(HEADER_LEN + length - buf.len());
+            buf.expect(HEADER_LEN + length - buf.len());
             return Ok(None);
         }
         buf.advance(HEADER_LEN);
-        let payload = buf.split_to(length).freeze();
+        let payload = buf.take(length);
         if word & 0x8000_0000 == 0 {
             return Ok(Some(Frame::Data {
                 stream_id: word & 0x7fff_ffff,

@@ -27,8 +27,14 @@ use super::transport::{PodLinks, Transport};
 use super::websocket::WebSocketTunnel;
 use crate::errors::{Access, ClusterError};
 
-/// Copy buffer from the local client to the pod.
+/// Read buffer from the local client to the pod, at most: a client that keeps filling it gets
+/// a bigger one, doubling from `UP_BUFFER_FIRST`.
 const UP_BUFFER: usize = 64 * 1024;
+
+/// The read buffer a client's first bytes after a pause go into: big enough for a request,
+/// small enough that 1,000 connections sending at once (each holding its buffer while the
+/// pod side takes the bytes) hold 4 MiB, not 64.
+const UP_BUFFER_FIRST: usize = 4 * 1024;
 
 /// A port-forward request unanswered this long makes the tunnel say "API server unreachable"
 /// (the attempt itself may go on until `connect_timeout`): a paused or cut-off server shows
@@ -258,18 +264,32 @@ where
     // client socket can then be watched for a reset while the answer is still flowing.
     let up = async {
         // The read buffer exists only while the client is sending: an idle connection holds
-        // none (1,000 open connections would otherwise keep 64 MB of buffers resident).
+        // none (1,000 open connections would otherwise keep 64 MB of buffers resident). It
+        // starts small, doubles while the client fills it (a bulk upload) and halves when
+        // a read uses less than a quarter of it (requests between answers).
         let mut buffer: Vec<u8> = Vec::new();
+        let mut size = UP_BUFFER_FIRST;
         let end = loop {
             if buffer.is_empty() {
                 if client_read.as_ref().readable().await.is_err() {
                     break Upstream::ClientGone;
                 }
-                buffer = vec![0; UP_BUFFER];
+                buffer = vec![0; size];
             }
             let n = match client_read.as_ref().try_read(&mut buffer) {
                 Ok(0) => break Upstream::Eof,
-                Ok(n) => n,
+                Ok(n) => {
+                    let wanted = match n {
+                        n if n == size => (size * 2).min(UP_BUFFER),
+                        n if n < size / 4 => (size / 2).max(UP_BUFFER_FIRST),
+                        _ => size,
+                    };
+                    if wanted != size {
+                        size = wanted;
+                        buffer.resize(size, 0);
+                    }
+                    n
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                     buffer = Vec::new();
                     continue;

@@ -7,6 +7,7 @@
 //! - [`spdy`]: kubectl's SPDY tunnel, many local connections on one WebSocket per pod;
 //! - [`websocket`]: the v4 WebSocket fallback, one WebSocket per local connection;
 //! - [`transport`]: which of the two a tunnel uses, and its pool of SPDY connections;
+//! - [`upgrade`]: the WebSocket upgrade both go through;
 //! - [`picker`] and [`routes`]: which Ready pod and container port the next connection gets;
 //! - [`feed`]: one shared watch per (kind, context, namespace), whatever the number of tunnels
 //!   (the window's lists, [`crate::catalog`], watch through the same feeds);
@@ -30,6 +31,7 @@ pub mod state;
 pub mod stats;
 pub(crate) mod supervisor;
 pub mod transport;
+pub(crate) mod upgrade;
 pub mod websocket;
 
 pub use state::TunnelState;

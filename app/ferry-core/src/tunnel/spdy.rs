@@ -23,15 +23,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use http::header;
-use hyper_util::rt::TokioIo;
 use spdy::{Decoder, Encoder, Frame, HeaderBlock};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::PollSender;
 
 /// The WebSocket subprotocol of kubectl's SPDY tunnel.
@@ -50,8 +48,12 @@ const ERROR_GRACE: Duration = Duration::from_secs(1);
 /// Bytes read from a local connection per DATA frame.
 const UP_CHUNK: usize = 64 * 1024;
 
-/// Frames coalesced into one WebSocket message at most.
+/// Bytes of frames written to the WebSocket before it is flushed, at most.
 const MESSAGE_LIMIT: usize = 256 * 1024;
+
+/// A DATA frame at least this big is sent as its own WebSocket message rather than copied
+/// into one with the frames around it.
+const OWN_MESSAGE: usize = 16 * 1024;
 
 /// DATA frames queued per stream towards the local side before the connection stops reading:
 /// with the kubelet's 32 KiB frames (kubesim's are 64 KiB) a stream whose local reader stalls
@@ -99,6 +101,9 @@ enum Chunk {
 /// What the writer task sends.
 enum Out {
     Frame(Frame),
+    /// A DATA frame its stream encoded itself (header and payload in one buffer), so the
+    /// local bytes are copied once on their way into the WebSocket message.
+    Encoded(Bytes),
     Open {
         port: u16,
         opened: oneshot::Sender<Result<Streams, SpdyError>>,
@@ -167,59 +172,26 @@ impl SpdyConnection {
         namespace: &str,
         pod: &str,
     ) -> Result<Self, SpdyError> {
-        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-        let request = http::Request::get(format!(
-            "/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
-        ))
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_VERSION, "13")
-        .header(header::SEC_WEBSOCKET_KEY, &key)
-        .header(header::SEC_WEBSOCKET_PROTOCOL, TUNNEL_PROTOCOL)
-        .body(kube::client::Body::empty())
-        .map_err(|e| SpdyError::Connect(e.to_string()))?;
-        let response = client.send(request).await.map_err(SpdyError::Api)?;
-        let status = response.status();
-        if status != http::StatusCode::SWITCHING_PROTOCOLS {
-            let body = response
-                .into_body()
-                .collect_bytes()
-                .await
-                .unwrap_or_default();
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-            return Err(SpdyError::Refused {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        let accept = response
-            .headers()
-            .get(header::SEC_WEBSOCKET_ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-        if accept != Some(expected.as_str()) {
-            return Err(SpdyError::Connect(
-                "the WebSocket handshake answer does not match the request".into(),
-            ));
-        }
-        let protocol = response
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok());
-        if protocol != Some(TUNNEL_PROTOCOL) {
-            return Err(SpdyError::Refused {
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}/portforward");
+        // One WebSocket carries every connection to the pod: tungstenite's default buffers.
+        let config = WebSocketConfig::default();
+        match super::upgrade::websocket(client, &path, TUNNEL_PROTOCOL, config).await {
+            Ok(ws) => Ok(Self::start(ws)),
+            Err(kube::Error::Api(status)) => Err(SpdyError::Refused {
+                status: status.code,
+                message: status.message,
+            }),
+            Err(kube::Error::UpgradeConnection(
+                kube::client::UpgradeConnectionError::SecWebSocketProtocolMismatch,
+            )) => Err(SpdyError::Refused {
                 status: 101,
-                message: format!("the server chose subprotocol {protocol:?}"),
-            });
+                message: format!("the server did not switch to {TUNNEL_PROTOCOL}"),
+            }),
+            Err(e @ (kube::Error::UpgradeConnection(_) | kube::Error::HttpError(_))) => {
+                Err(SpdyError::Connect(e.to_string()))
+            }
+            Err(e) => Err(SpdyError::Api(e)),
         }
-        let upgraded = hyper::upgrade::on(response)
-            .await
-            .map_err(|e| SpdyError::Connect(e.to_string()))?;
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
-        Ok(Self::start(ws))
     }
 
     fn start<S>(ws: WebSocketStream<S>) -> Self
@@ -543,12 +515,12 @@ impl AsyncWrite for StreamWriter {
             return std::task::Poll::Ready(Err(self.gone()));
         }
         let n = data.len().min(UP_CHUNK);
-        let frame = Frame::Data {
-            stream_id: self.state.data_id,
-            fin: false,
-            data: Bytes::copy_from_slice(&data[..n]),
-        };
-        if self.out.send_item(Out::Frame(frame)).is_err() {
+        let mut frame = BytesMut::new();
+        if let Err(e) = spdy::encode_data_header(self.state.data_id, false, n, &mut frame) {
+            return std::task::Poll::Ready(Err(std::io::Error::other(e)));
+        }
+        frame.extend_from_slice(&data[..n]);
+        if self.out.send_item(Out::Encoded(frame.freeze())).is_err() {
             return std::task::Poll::Ready(Err(self.gone()));
         }
         std::task::Poll::Ready(Ok(n))
@@ -643,9 +615,27 @@ async fn write_loop<S>(
             }
         };
         let mut next = Some(first);
+        // Bytes handed to the sink in this batch: small frames are coalesced into `buf`, a
+        // big DATA frame goes as a message of its own (not copied into `buf`).
+        let mut batched = 0;
         while let Some(out) = next.take() {
             let encoded = match out {
                 Out::Frame(frame) => encoder.encode(&frame, &mut buf).map_err(|e| e.to_string()),
+                Out::Encoded(frame) if frame.len() < OWN_MESSAGE => {
+                    buf.extend_from_slice(&frame);
+                    Ok(())
+                }
+                Out::Encoded(frame) => {
+                    batched += frame.len();
+                    let coalesced = (!buf.is_empty()).then(|| buf.split().freeze());
+                    for message in coalesced.into_iter().chain([frame]) {
+                        if let Err(e) = sink.feed(Message::Binary(message)).await {
+                            shared.close(format!("writing to the API server failed: {e}"));
+                            return;
+                        }
+                    }
+                    Ok(())
+                }
                 Out::Open { port, opened } => {
                     if shared.closed.load(Ordering::SeqCst) {
                         let _ = opened.send(Err(shared.closed_error()));
@@ -673,16 +663,19 @@ async fn write_loop<S>(
                 shared.close(format!("could not encode a frame: {e}"));
                 return;
             }
-            if buf.len() < MESSAGE_LIMIT {
+            if batched + buf.len() < MESSAGE_LIMIT {
                 next = queued.try_recv().ok();
             }
         }
-        if !buf.is_empty() {
-            let message = Message::Binary(buf.split().freeze());
-            if let Err(e) = sink.send(message).await {
-                shared.close(format!("writing to the API server failed: {e}"));
-                return;
-            }
+        if !buf.is_empty()
+            && let Err(e) = sink.feed(Message::Binary(buf.split().freeze())).await
+        {
+            shared.close(format!("writing to the API server failed: {e}"));
+            return;
+        }
+        if let Err(e) = sink.flush().await {
+            shared.close(format!("writing to the API server failed: {e}"));
+            return;
         }
     }
     let _ = sink.close().await;
@@ -757,8 +750,7 @@ async fn read_loop<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut decoder = Decoder::new();
-    let mut buf = BytesMut::new();
+    let mut deframer = Deframer::default();
     let why = loop {
         let message = match stream.next().await {
             None => break "the API server closed the connection".to_string(),
@@ -772,22 +764,76 @@ async fn read_loop<S>(
             }
             Some(Ok(_)) => continue,
         };
-        buf.extend_from_slice(&message);
-        loop {
-            let frame = match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    shared.close(format!("the API server sent bad SPDY: {e}"));
-                    return;
-                }
-            };
+        let frames = match deframer.push(message) {
+            Ok(frames) => frames,
+            Err(e) => {
+                shared.close(format!("the API server sent bad SPDY: {e}"));
+                return;
+            }
+        };
+        for frame in frames {
             if !dispatch(frame, &out, &shared).await {
                 return;
             }
         }
     };
     shared.close(why);
+}
+
+/// Turns the WebSocket's messages back into frames, which the server cuts into messages
+/// wherever it likes (kubesim: up to 256 KiB of frames each; a frame may straddle two).
+///
+/// Each DATA payload handed on owns an allocation of its own size: a slice of the message
+/// would keep the whole message's buffer alive for as long as that one frame waits for its
+/// local reader, so the connection budget would bound the bytes counted, not the memory held.
+/// Whole frames are read in place and their payload copied once; a frame split across
+/// messages is gathered in `partial`, which becomes its payload with no further copy.
+#[derive(Default)]
+struct Deframer {
+    decoder: Decoder,
+    partial: BytesMut,
+}
+
+impl Deframer {
+    fn push(&mut self, mut message: Bytes) -> Result<Vec<Frame>, spdy::DecodeError> {
+        let mut frames = Vec::new();
+        while !self.partial.is_empty() {
+            // Complete the frame begun in an earlier message, taking no more of this one than
+            // it needs: first its 8-byte header, then the rest of its length.
+            let end = frame_len(&self.partial).unwrap_or(8);
+            let take = (end - self.partial.len()).min(message.len());
+            self.partial.extend_from_slice(&message.split_to(take));
+            if let Some(frame) = self.decoder.decode(&mut self.partial)? {
+                frames.push(frame);
+            } else if message.is_empty() {
+                return Ok(frames);
+            }
+        }
+        while let Some(frame) = self.decoder.decode_bytes(&mut message)? {
+            frames.push(match frame {
+                Frame::Data {
+                    stream_id,
+                    fin,
+                    data,
+                } => Frame::Data {
+                    stream_id,
+                    fin,
+                    data: Bytes::copy_from_slice(&data),
+                },
+                other => other,
+            });
+        }
+        // Room for the whole frame at once, so gathering it never moves it again.
+        self.partial.reserve(frame_len(&message).unwrap_or(8));
+        self.partial.extend_from_slice(&message);
+        Ok(frames)
+    }
+}
+
+/// The length, header included, of the frame `bytes` begin with, once its header is there.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..8)?;
+    Some(8 + (usize::from(header[5]) << 16 | usize::from(header[6]) << 8 | usize::from(header[7])))
 }
 
 /// Handles one frame from the server; `false` when the connection must end.
@@ -863,4 +909,74 @@ async fn deliver(shared: &Shared, stream_id: u32, chunk: Chunk) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_bytes(frames: &[Frame]) -> BytesMut {
+        let mut encoder = Encoder::new().expect("zlib");
+        let mut out = BytesMut::new();
+        for f in frames {
+            encoder.encode(f, &mut out).expect("encodes");
+        }
+        out
+    }
+
+    fn data(stream_id: u32, len: usize, fill: u8) -> Frame {
+        Frame::Data {
+            stream_id,
+            fin: false,
+            data: Bytes::from(vec![fill; len]),
+        }
+    }
+
+    #[test]
+    fn frames_come_back_whole_wherever_the_messages_are_cut() {
+        let frames = vec![
+            data(1, 70_000, 1),
+            Frame::Ping { id: 2 },
+            data(3, 10, 2),
+            Frame::Data {
+                stream_id: 3,
+                fin: true,
+                data: Bytes::new(),
+            },
+            data(5, 65_536, 3),
+        ];
+        let wire = frames_bytes(&frames).freeze();
+        for cut in [1, 7, 8, 9, 4_096, 65_544, 70_007, 70_008, 70_009, 100_000] {
+            for second_cut in [cut + 1, cut + 9, cut + 70_000] {
+                let (a, rest) = wire.split_at(cut.min(wire.len()));
+                let (b, c) = rest.split_at((second_cut - cut).min(rest.len()));
+                let mut deframer = Deframer::default();
+                let mut got = Vec::new();
+                for part in [a, b, c] {
+                    got.extend(deframer.push(Bytes::copy_from_slice(part)).expect("valid"));
+                }
+                assert_eq!(got, frames, "cut at {cut} and {second_cut}");
+                assert!(deframer.partial.is_empty(), "cut at {cut}: bytes left over");
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_never_holds_on_to_the_message_it_came_in() {
+        let frames = vec![data(1, 1_000, 7), data(3, 2_000, 8), data(5, 3_000, 9)];
+        let message = frames_bytes(&frames).freeze();
+        let span = message.as_ptr_range();
+        let got = Deframer::default().push(message.clone()).expect("valid");
+        assert_eq!(got, frames);
+        for frame in got {
+            let Frame::Data { data, .. } = frame else {
+                panic!("not data: {frame:?}");
+            };
+            assert!(
+                !span.contains(&data.as_ptr()),
+                "a {}-byte payload is a slice of its message",
+                data.len()
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The v4 WebSocket port-forward protocol (`v4.channel.k8s.io`): Ferry's fallback where the API
 //! server does not offer SPDY tunnelling (before 1.30, or with the `PortForwardWebsockets` gate
-//! off). One WebSocket per local connection, opened through [`kube::Client::connect`] (auth,
-//! TLS, proxy and the upgrade are kube's); the framing is Ferry's own.
+//! off). One WebSocket per local connection, opened through [`kube::Client::send`] (auth, TLS
+//! and proxy are kube's; the upgrade is [`super::upgrade`]); the framing is Ferry's own.
 //!
 //! Every binary message starts with a channel byte: for the one port requested (`?ports=N`),
 //! channel 0 carries data both ways and channel 1 the pod side's errors, and the server starts
@@ -21,12 +21,17 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, Stream, StreamExt};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+use super::upgrade::Socket;
+
+/// The subprotocol: the v4 channel protocol (channel byte first, port prefix per channel).
+const PROTOCOL: &str = "v4.channel.k8s.io";
+/// Each local connection has a WebSocket of its own, so its read buffer is what 1,000
+/// connections multiply: 16 KiB (one TLS record) rather than tungstenite's 128 KiB.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Channel of the requested port's bytes, both ways.
 const DATA_CHANNEL: u8 = 0;
@@ -55,12 +60,9 @@ impl WebSocketTunnel {
         pod: &str,
         port: u16,
     ) -> Result<Self, kube::Error> {
-        let request = http::Request::get(format!(
-            "/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}"
-        ))
-        .body(Vec::new())
-        .map_err(kube::Error::HttpError)?;
-        let socket = client.connect(request).await?.into_stream();
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}");
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let socket = super::upgrade::websocket(client, &path, PROTOCOL, config).await?;
         Ok(Self::over(socket))
     }
 
