@@ -212,6 +212,10 @@ impl Drop for Server {
     }
 }
 
+/// How long closing the socket waits for open connections to send their last answers (a
+/// small part of the instance's whole stop budget).
+const CLOSE_GRACE: Duration = Duration::from_millis(300);
+
 async fn accept_loop(
     instance: Instance,
     listener: UnixListener,
@@ -263,6 +267,10 @@ async fn accept_loop(
     }
     drop(listener);
     let _ = std::fs::remove_file(&bound.socket);
+    // Each connection sees the cancel and sends what it has answered (a Quit's Ok among them)
+    // before it closes; aborting them at once could end the process before that was written.
+    let finished = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(CLOSE_GRACE, finished).await;
     connections.shutdown().await;
     drop(bound);
 }
@@ -447,9 +455,12 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
             let outbox = outbox.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
+                // The answer first: `Quit` cancels `cancel` as it answers, and its Ok must
+                // still reach the client (an unbiased select dropped it now and then).
                 let response = tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    biased;
                     response = instance.handle(request) => response,
+                    _ = cancel.cancelled() => return,
                 };
                 let _ = outbox
                     .send(encode(&ServerMessage::Response { id, response }))

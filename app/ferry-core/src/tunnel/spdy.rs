@@ -463,6 +463,9 @@ impl tokio::io::AsyncBufRead for StreamReader {
         let amount = amount.min(this.pending.len());
         bytes::Buf::advance(&mut this.pending, amount);
         if this.pending.is_empty() {
+            // An empty slice still owns its frame's buffer: let both go, or each of 1,000 idle
+            // connections would keep its last 64 KiB frame resident outside the budget.
+            this.pending = Bytes::new();
             this.held = None;
         }
     }
@@ -959,6 +962,68 @@ mod tests {
                 assert!(deframer.partial.is_empty(), "cut at {cut}: bytes left over");
             }
         }
+    }
+
+    /// A frame buffer that says when it is freed.
+    struct Watched(Vec<u8>, Arc<AtomicBool>);
+
+    impl AsRef<[u8]> for Watched {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumed_frame_is_freed_while_the_stream_waits_for_the_next() {
+        use tokio::io::AsyncBufReadExt;
+        let shared = Arc::new(Shared {
+            slots: Mutex::default(),
+            budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
+            closed: AtomicBool::new(false),
+            why: Mutex::default(),
+        });
+        let (out, _queued) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let mut reader = StreamReader {
+            rx,
+            pending: Bytes::new(),
+            held: None,
+            ended: None,
+            received: 0,
+            state: Arc::new(StreamState {
+                data_id: 3,
+                shared: shared.clone(),
+                out,
+                local_fin: AtomicBool::new(true),
+                remote_fin: AtomicBool::new(true),
+                cut_off: AtomicBool::new(false),
+                _connection: Arc::new(AbortOnDrop(Vec::new())),
+            }),
+        };
+        let freed = Arc::new(AtomicBool::new(false));
+        let frame = Bytes::from_owner(Watched(vec![7; 1000], freed.clone()));
+        let held = shared
+            .budget
+            .clone()
+            .acquire_many_owned(1000)
+            .await
+            .unwrap();
+        tx.send(Chunk::Data(frame, held)).await.unwrap();
+        assert_eq!(reader.fill_buf().await.unwrap().len(), 1000);
+        reader.consume(999);
+        assert!(!freed.load(Ordering::SeqCst));
+        reader.consume(1);
+        assert!(
+            freed.load(Ordering::SeqCst),
+            "the consumed frame's buffer is still held"
+        );
+        assert_eq!(shared.budget.available_permits(), CONNECTION_BUDGET);
     }
 
     #[test]

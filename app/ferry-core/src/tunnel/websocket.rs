@@ -107,6 +107,16 @@ impl Channels {
         }
     }
 
+    /// Marks `amount` of the pending data as delivered.
+    fn consume(&mut self, amount: usize) {
+        self.pending.advance(amount.min(self.pending.len()));
+        if self.pending.is_empty() {
+            // An empty slice still owns the message's buffer: let it go while the connection
+            // waits for more.
+            self.pending = Bytes::new();
+        }
+    }
+
     /// Takes in one message; returns whether the pod side reported an error.
     fn take(&mut self, mut payload: Bytes) -> bool {
         let Some(&channel) = payload.first() else {
@@ -121,7 +131,11 @@ impl Channels {
         payload.advance(skip);
         match channel {
             DATA_CHANNEL => {
-                self.pending = payload;
+                self.pending = if payload.is_empty() {
+                    Bytes::new()
+                } else {
+                    payload
+                };
                 false
             }
             ERROR_CHANNEL if !payload.is_empty() => {
@@ -165,9 +179,7 @@ impl AsyncBufRead for TunnelReader {
     }
 
     fn consume(self: Pin<&mut Self>, amount: usize) {
-        let this = self.get_mut();
-        let pending = &mut this.channels.pending;
-        pending.advance(amount.min(pending.len()));
+        self.get_mut().channels.consume(amount);
     }
 }
 
@@ -278,5 +290,36 @@ mod tests {
         assert!(!take(&mut c, &[7, 1, 2, 3]), "unknown channels are ignored");
         assert_eq!(&c.pending[..], [0x90, 0x1f]);
         assert!(!take(&mut c, &[]));
+    }
+
+    /// A message buffer that says when it is freed.
+    struct Watched(Vec<u8>, Arc<std::sync::atomic::AtomicBool>);
+
+    impl AsRef<[u8]> for Watched {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_delivered_message_is_freed_while_the_connection_waits_for_the_next() {
+        let mut c = Channels::new(Arc::default());
+        let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let message = Bytes::from_owner(Watched(vec![0, 0x90, 0x1f, 1, 2, 3], freed.clone()));
+        assert!(!c.take(message));
+        assert_eq!(&c.pending[..], [1, 2, 3]);
+        c.consume(2);
+        assert!(!freed.load(std::sync::atomic::Ordering::SeqCst));
+        c.consume(1);
+        assert!(
+            freed.load(std::sync::atomic::Ordering::SeqCst),
+            "the consumed message's buffer is still held"
+        );
     }
 }
