@@ -133,6 +133,15 @@ struct Shared {
 }
 
 impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            slots: Mutex::default(),
+            budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
+            closed: AtomicBool::new(false),
+            why: Mutex::default(),
+        })
+    }
+
     fn close(&self, why: impl Into<String>) {
         if !self.closed.swap(true, Ordering::SeqCst) {
             *lock(&self.why) = Some(why.into());
@@ -199,12 +208,7 @@ impl SpdyConnection {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (sink, stream) = ws.split();
-        let shared = Arc::new(Shared {
-            slots: Mutex::default(),
-            budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
-            closed: AtomicBool::new(false),
-            why: Mutex::default(),
-        });
+        let shared = Shared::new();
         let (out, queued) = mpsc::channel(64);
         let writer = tokio::spawn(write_loop(sink, queued, shared.clone()));
         let reader = tokio::spawn(read_loop(stream, out.clone(), shared.clone()));
@@ -982,12 +986,7 @@ mod tests {
     #[tokio::test]
     async fn a_consumed_frame_is_freed_while_the_stream_waits_for_the_next() {
         use tokio::io::AsyncBufReadExt;
-        let shared = Arc::new(Shared {
-            slots: Mutex::default(),
-            budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
-            closed: AtomicBool::new(false),
-            why: Mutex::default(),
-        });
+        let shared = Shared::new();
         let (out, _queued) = mpsc::channel(4);
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut reader = StreamReader {
