@@ -456,7 +456,7 @@ async fn connection(instance: Instance, stream: UnixStream, cancel: Cancellation
             let cancel = cancel.clone();
             tokio::spawn(async move {
                 // The answer first: `Quit` cancels `cancel` as it answers, and its Ok must
-                // still reach the client (an unbiased select dropped it now and then).
+                // still be queued for the client.
                 let response = tokio::select! {
                     biased;
                     response = instance.handle(request) => response,
