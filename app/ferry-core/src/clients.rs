@@ -334,7 +334,7 @@ impl ClientPool {
             .and_then(|e| e.command.clone());
         let ctx = context.to_string();
         // Building the client runs the exec plugin synchronously: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
+        let built = tokio::task::spawn_blocking(move || crate::http_stack::client(config))
             .await
             .map_err(|e| other(context, &e))?;
         built.map_err(|e| match (e, command) {

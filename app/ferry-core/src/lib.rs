@@ -10,6 +10,7 @@ pub mod engine;
 pub mod errors;
 pub mod exec;
 pub mod exec_auth;
+pub mod http_stack;
 pub mod instance;
 pub mod kubeconfig;
 pub mod profiles;

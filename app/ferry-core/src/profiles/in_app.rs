@@ -76,7 +76,7 @@ async fn client(entry: &InApp) -> Result<kube::Client, String> {
         .clone()
         .map_err(|e| format!("its token cannot be read from the OS keyring ({e})"))?;
     let config = kube_config(&entry.cluster, token.as_deref()).await?;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    crate::http_stack::client(config).map_err(|e| e.to_string())
 }
 
 /// A kube config for an in-app cluster, built the way kube reads a kubeconfig entry (so the CA
